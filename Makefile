@@ -1,0 +1,60 @@
+# Linkage developer entry points. Local Postgres + NATS come from
+# deploy/local/services.sh (reused if already running, else started under .local/).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+SERVICES := bash deploy/local/services.sh
+# Exports the effective DATABASE_URL / NATS_URL into the recipe's shell.
+WITH_ENV := eval "$$($(SERVICES) env)" &&
+# Extra arguments for `make run`, e.g. make run ARGS='--help'
+ARGS ?=
+# `make token ROLE=handler DEPT=market-supervision`
+ROLE ?= dispatcher
+DEPT ?=
+
+.PHONY: help services run token test lint fmt stop status clean-local
+
+help: ## List targets
+	@echo "Linkage make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+services: ## Ensure local Postgres + NATS JetStream are up (reuse or start under .local/)
+	@$(SERVICES) ensure
+
+status: ## Show whether Postgres and NATS answer and whether they are project-local
+	@$(SERVICES) status
+
+run: services ## Run the linkage service (release) against the local services
+	$(WITH_ENV) cargo run --release -p linkage -- run $(ARGS)
+
+token: ## Mint a local bearer token: make token ROLE=handler DEPT=market-supervision
+	@$(WITH_ENV) cargo run -q --release -p linkage -- token issue --role $(ROLE) $(if $(DEPT),--dept $(DEPT))
+
+# Doctests first so the runner's summary is the last thing printed; both always run.
+test: services ## Run all tests (nextest + doctests if nextest is installed, else cargo test)
+	@$(WITH_ENV) rc=0; \
+	if cargo nextest --version >/dev/null 2>&1; then \
+		echo "+ cargo test --workspace --doc"; \
+		cargo test --workspace --doc || rc=$$?; \
+		echo "+ cargo nextest run --workspace --all-targets --no-fail-fast"; \
+		cargo nextest run --workspace --all-targets --no-fail-fast || rc=$$?; \
+	else \
+		echo "+ cargo test --workspace --all-targets"; \
+		cargo test --workspace --all-targets || rc=$$?; \
+	fi; \
+	exit $$rc
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the workspace
+	cargo fmt --all
+
+stop: ## Stop the project-local Postgres / NATS started by `make services`
+	@$(SERVICES) stop
+
+clean-local: stop ## Stop and delete .local/ (local cluster data, NATS store, logs)
+	rm -rf .local

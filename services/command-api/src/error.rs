@@ -1,0 +1,176 @@
+//! The one error type of the HTTP API, answered as `application/problem+json` (RFC 9457).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use linkage_auth::AuthError;
+use linkage_domain::{AppealError, ErrorKind};
+use linkage_store::{ExecuteError, StoreError};
+use serde_json::json;
+
+/// Everything a request can fail with. `problem` is the problem type's slug: the response's
+/// `type` is `/problems/<slug>` (documented in README.md).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    Conflict {
+        problem: &'static str,
+        detail: String,
+    },
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{detail}")]
+    Invalid {
+        field: Option<String>,
+        detail: String,
+    },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// Retry later: the database is unreachable or overloaded.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::Unauthenticated(_) => (S::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
+            Self::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict { problem, .. } => (S::CONFLICT, problem, "Conflict"),
+            Self::Malformed(_) => (S::BAD_REQUEST, "malformed-request", "Malformed request"),
+            Self::Invalid { .. } => (S::UNPROCESSABLE_ENTITY, "invalid-field", "Invalid field"),
+            Self::PayloadTooLarge(_) => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            Self::UnsupportedMediaType(_) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::MethodNotAllowed(_) => (
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            Self::Unavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Temporarily unavailable",
+            ),
+            Self::Internal(_) => (
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, problem, title) = self.parts();
+        let mut body = json!({
+            "type": format!("/problems/{problem}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        });
+        if let Self::Invalid {
+            field: Some(field), ..
+        } = &self
+        {
+            body["field"] = json!(field);
+        }
+        match &self {
+            Self::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
+            Self::Unavailable(detail) => tracing::warn!(detail, "unavailable"),
+            _ => tracing::info!(status = status.as_u16(), detail = %self, "request refused"),
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        Self::Unauthenticated(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+}
+
+impl From<AppealError> for ApiError {
+    fn from(e: AppealError) -> Self {
+        let detail = e.to_string();
+        match e.kind() {
+            ErrorKind::NotFound => Self::NotFound(detail),
+            ErrorKind::Forbidden => Self::Forbidden(detail),
+            ErrorKind::Conflict => Self::Conflict {
+                problem: "illegal-transition",
+                detail,
+            },
+            ErrorKind::Invalid => Self::Invalid {
+                field: e.field().map(str::to_owned),
+                detail,
+            },
+        }
+    }
+}
+
+impl From<ExecuteError<AppealError>> for ApiError {
+    fn from(e: ExecuteError<AppealError>) -> Self {
+        match e {
+            ExecuteError::Rejected(e) => e.into(),
+            ExecuteError::Conflict => Self::Conflict {
+                problem: "concurrent-modification",
+                detail: e.to_string(),
+            },
+            ExecuteError::IdempotencyKeyTaken => Self::Conflict {
+                problem: "idempotency-key-in-use",
+                detail: e.to_string(),
+            },
+            ExecuteError::Store(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `/healthz` (the process answers) and `/readyz` (Postgres and NATS are reachable).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use crate::AppState;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let (postgres, nats) = tokio::join!(postgres_ready(&state), nats_ready(&state.nats_addr));
+    let ready = postgres.is_ok() && nats.is_ok();
+    let check = |r: &Result<(), String>| match r {
+        Ok(()) => json!({"ok": true}),
+        Err(e) => json!({"ok": false, "error": e}),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({
+            "ready": ready,
+            "checks": {"postgres": check(&postgres), "nats": check(&nats)},
+        })),
+    )
+}
+
+async fn postgres_ready(state: &AppState) -> Result<(), String> {
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(&state.pool),
+    )
+    .await
+    .map_err(|_| "timed out".to_owned())?
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// A NATS server greets every connection with an `INFO` line; seeing it is enough to call the
+/// server reachable (the command API does not publish; the relay does).
+async fn nats_ready(addr: &str) -> Result<(), String> {
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let mut greeting = [0u8; 4];
+        stream
+            .read_exact(&mut greeting)
+            .await
+            .map_err(|e| format!("reading from {addr}: {e}"))?;
+        if &greeting == b"INFO" {
+            Ok(())
+        } else {
+            Err(format!("{addr} does not speak the NATS protocol"))
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe)
+        .await
+        .map_err(|_| format!("{addr}: timed out"))?
+}

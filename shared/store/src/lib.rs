@@ -1,0 +1,65 @@
+//! Linkage's Postgres event store: the events table with its per-stream hash chain, command
+//! execution with optimistic concurrency, idempotency keys, tracking numbers and migrations.
+
+pub mod db;
+pub mod events;
+pub mod execute;
+pub mod hash;
+pub mod idempotency;
+pub mod testing;
+pub mod tracking;
+pub mod verify;
+
+pub use events::{CommittedEvent, LoadedAggregate, PgEventStore};
+pub use execute::{ExecuteError, Executed, Idempotent, MAX_ATTEMPTS};
+
+/// Everything that can go wrong in the store; each I/O error says what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{context}: {source}")]
+    Database {
+        context: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrating the database: {0}")]
+    Migrate(#[source] Box<sqlx::migrate::MigrateError>),
+    #[error("stream {aggregate_id} event {sequence} cannot be decoded: {source}")]
+    Decode {
+        aggregate_id: String,
+        sequence: i64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("encoding an event: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// Another writer appended to the stream first.
+    #[error("the stream was appended to concurrently")]
+    Conflict,
+    /// Another request with the same idempotency key committed first.
+    #[error("the idempotency key was recorded by another request")]
+    IdempotencyKeyTaken,
+}
+
+impl StoreError {
+    pub fn db(context: impl Into<String>, source: sqlx::Error) -> Self {
+        Self::Database {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Whether retrying later may succeed (the database is unreachable or overloaded).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Database {
+                source: sqlx::Error::PoolTimedOut
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed,
+                ..
+            }
+        )
+    }
+}
