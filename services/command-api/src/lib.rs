@@ -1,27 +1,20 @@
 //! Linkage's command API: authenticates callers, parses commands, runs them on the `Appeal`
-//! aggregate and appends the events to Postgres. Thin `main` lives in the `linkage` binary.
+//! aggregate and appends the events to Postgres. The thin `main` is the `linkage` binary.
 
-pub mod error;
-pub mod extract;
 pub mod health;
 pub mod routes;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
 use linkage_auth::TokenKeys;
 use linkage_domain::{Appeal, AppealServices};
+use linkage_http::extract::HasTokenKeys;
 use linkage_store::PgEventStore;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
-use crate::error::ApiError;
+pub use linkage_http::serve;
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -32,6 +25,12 @@ pub struct AppState {
     pub keys: TokenKeys,
     /// `host:port` of the NATS server, checked by `/readyz`.
     pub nats_addr: String,
+}
+
+impl HasTokenKeys for AppState {
+    fn token_keys(&self) -> &TokenKeys {
+        &self.keys
+    }
 }
 
 /// HTTP settings of the command API.
@@ -54,42 +53,9 @@ impl Default for HttpConfig {
 
 /// The whole command API as one router.
 pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
-    let request_id = HeaderName::from_static(extract::REQUEST_ID);
-    Router::new()
+    let app = Router::new()
         .merge(routes::command_routes())
         .merge(health::routes())
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async {
-            ApiError::MethodNotAllowed("this route does not accept that method".into())
-        })
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout,
-        ))
-        // Outermost last: ids are set first, then traced, then echoed in the response.
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req
-                    .headers()
-                    .get(extract::REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
-        )
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then finishes requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_state(state);
+    linkage_http::with_common_layers(app, config.body_limit, config.request_timeout)
 }

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, RequestContext};
+use linkage_http::error::ApiError;
+use linkage_http::extract::{Caller, JsonBody, RequestContext};
 
 pub fn command_routes() -> Router<Arc<AppState>> {
     let r = Router::new().route("/api/v1/appeals", post(file));

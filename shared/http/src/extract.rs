@@ -1,17 +1,14 @@
 //! Request extractors: the authenticated caller, the request context (ids, idempotency key) and
 //! the JSON body, each refusing bad input with a problem+json answer.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use linkage_auth::Principal;
+use linkage_auth::{Principal, TokenKeys};
 use serde::de::DeserializeOwned;
 
-use crate::AppState;
 use crate::error::ApiError;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -22,13 +19,24 @@ pub const CORRELATION_ID: &str = "x-correlation-id";
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
-impl FromRequestParts<Arc<AppState>> for Caller {
+/// A service state that can verify tokens.
+pub trait HasTokenKeys {
+    fn token_keys(&self) -> &TokenKeys;
+}
+
+impl<T: HasTokenKeys> HasTokenKeys for std::sync::Arc<T> {
+    fn token_keys(&self) -> &TokenKeys {
+        (**self).token_keys()
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: HasTokenKeys + Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -46,7 +54,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                     "the Authorization header must be `Bearer <token>`".into(),
                 )
             })?;
-        state.keys.verify(token).map(Caller).map_err(|e| {
+        state.token_keys().verify(token).map(Caller).map_err(|e| {
             // Never log the token itself.
             tracing::warn!(reason = %e, "authentication failed");
             e.into()
