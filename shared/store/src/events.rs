@@ -142,12 +142,17 @@ impl<A: Aggregate> PgEventStore<A> {
             rows.hashes.push(hash);
         }
 
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| StoreError::db("beginning an append", e))?;
-        let inserted = sqlx::query(
+        // Without an idempotency record the single INSERT is its own transaction: one round trip.
+        let mut tx = match idempotency {
+            Some(_) => Some(
+                self.pool
+                    .begin()
+                    .await
+                    .map_err(|e| StoreError::db("beginning an append", e))?,
+            ),
+            None => None,
+        };
+        let insert = sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
                                  payload, metadata, event_id, recorded_at, prev_hash, hash) \
              SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload, $3, e.event_id, \
@@ -168,9 +173,11 @@ impl<A: Aggregate> PgEventStore<A> {
         .bind(&rows.payloads)
         .bind(&rows.event_ids)
         .bind(&rows.prev_hashes)
-        .bind(&rows.hashes)
-        .fetch_all(&mut *tx)
-        .await;
+        .bind(&rows.hashes);
+        let inserted = match tx.as_mut() {
+            Some(tx) => insert.fetch_all(&mut **tx).await,
+            None => insert.fetch_all(&self.pool).await,
+        };
         let inserted = match inserted {
             Ok(rows) => rows,
             Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict),
@@ -194,12 +201,12 @@ impl<A: Aggregate> PgEventStore<A> {
             .collect();
         committed.sort_by_key(|e| e.sequence);
 
-        if let Some(idem) = idempotency {
+        if let (Some(idem), Some(mut tx)) = (idempotency, tx) {
             idem.record(&mut tx, &committed).await?;
+            tx.commit()
+                .await
+                .map_err(|e| StoreError::db("committing an append", e))?;
         }
-        tx.commit()
-            .await
-            .map_err(|e| StoreError::db("committing an append", e))?;
         Ok(committed)
     }
 }

@@ -49,17 +49,27 @@ impl StoreError {
         }
     }
 
-    /// Whether retrying later may succeed (the database is unreachable or overloaded).
+    /// Whether retrying later may succeed: the database is unreachable, restarting, overloaded,
+    /// or our connection was terminated. Nothing was committed in these cases (a lost COMMIT
+    /// acknowledgement aside, which idempotency keys cover).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Database {
-                source: sqlx::Error::PoolTimedOut
-                    | sqlx::Error::Io(_)
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed,
-                ..
-            }
-        )
+        let Self::Database { source, .. } = self else {
+            return false;
+        };
+        match source {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            // Class 08 connection exceptions, 57P01-03 admin/crash shutdown, 53 insufficient
+            // resources, 40001/40P01 serialization failure and deadlock.
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("53")
+                    || matches!(&*c, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+            }),
+            _ => false,
+        }
     }
 }
