@@ -87,7 +87,7 @@ pub enum AppealError {
     NotFound,
     #[error("an appeal with this id is already filed")]
     AlreadyFiled,
-    #[error("cannot {command} an appeal whose status is {status}")]
+    #[error("the command `{command}` is not allowed while the appeal's status is {status}")]
     IllegalTransition {
         command: &'static str,
         status: AppealStatus,
@@ -180,8 +180,11 @@ pub struct Appeal {
     /// Every department that was ever lead or co-handler (accountability may name any of them).
     pub involved: BTreeSet<DepartmentId>,
     pub deadlines: Option<Deadlines>,
-    pub contacted: bool,
-    pub feedback_given: bool,
+    /// When each step of the current assignment happened: a step after its deadline still
+    /// leaves the deadline missed.
+    pub contacted_at: Option<DateTime<Utc>>,
+    pub feedback_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
     pub pending_extension_days: Option<u32>,
     pub extensions_granted: u32,
     pub unreachable_visits: u32,
@@ -335,7 +338,7 @@ impl Appeal {
             C::RecordContact { by, body } => {
                 self.require_status(command, &[S::Assigned])?;
                 self.require_handler(by)?;
-                if self.contacted {
+                if self.contacted_at.is_some() {
                     return Err(AppealError::AlreadyContacted);
                 }
                 E::ContactRecorded {
@@ -348,7 +351,7 @@ impl Appeal {
             C::GiveInitialFeedback { by, body } => {
                 self.require_status(command, &[S::Assigned])?;
                 self.require_lead(by)?;
-                if self.feedback_given {
+                if self.feedback_at.is_some() {
                     return Err(AppealError::FeedbackAlreadyGiven);
                 }
                 E::InitialFeedbackGiven {
@@ -360,7 +363,7 @@ impl Appeal {
             C::Resolve { by, body } => {
                 self.require_status(command, &[S::Assigned])?;
                 self.require_lead(by)?;
-                if !self.contacted {
+                if self.contacted_at.is_none() {
                     return Err(AppealError::ContactNotRecorded);
                 }
                 E::AppealResolved {
@@ -517,20 +520,26 @@ impl Appeal {
                 }
             }
             C::RecordDeadlineMissed(body) => {
-                self.require_status(command, &[S::Assigned])?;
+                // Deadlines stay in force through resolution and closing: a late step is
+                // recorded as missed even when the watcher sees it after the step.
+                self.require_status(
+                    command,
+                    &[S::Assigned, S::Resolved, S::ReturnVisited, S::Closed],
+                )?;
                 let which = body.which;
-                let met = match which {
-                    DeadlineKind::Contact => self.contacted,
-                    DeadlineKind::Feedback => self.feedback_given,
-                    DeadlineKind::Resolution => false,
+                let due = self.deadlines().due(which);
+                let done_at = match which {
+                    DeadlineKind::Contact => self.contacted_at,
+                    DeadlineKind::Feedback => self.feedback_at,
+                    DeadlineKind::Resolution => self.resolved_at,
                 };
-                if met {
+                // A deadline is an exclusive end: a step at the due instant is late.
+                if done_at.is_some_and(|at| at < due) {
                     return Err(AppealError::DeadlineNotMissed {
                         which,
                         reason: "it was met",
                     });
                 }
-                let due = self.deadlines().due(which);
                 if now < due {
                     return Err(AppealError::DeadlineNotMissed {
                         which,
@@ -652,8 +661,9 @@ impl Aggregate for Appeal {
                 self.lead = Some(lead);
                 self.co_handlers = co_handlers;
                 self.deadlines = Some(deadlines);
-                self.contacted = false;
-                self.feedback_given = false;
+                self.contacted_at = None;
+                self.feedback_at = None;
+                self.resolved_at = None;
                 self.pending_extension_days = None;
                 self.status = S::Assigned;
             }
@@ -661,14 +671,16 @@ impl Aggregate for Appeal {
                 self.lead = None;
                 self.co_handlers.clear();
                 self.deadlines = None;
-                self.contacted = false;
-                self.feedback_given = false;
+                self.contacted_at = None;
+                self.feedback_at = None;
+                self.resolved_at = None;
                 self.pending_extension_days = None;
                 self.status = S::Filed;
             }
-            E::ContactRecorded { .. } => self.contacted = true,
-            E::InitialFeedbackGiven { .. } => self.feedback_given = true,
-            E::AppealResolved { .. } => {
+            E::ContactRecorded { at, .. } => self.contacted_at = Some(at),
+            E::InitialFeedbackGiven { at, .. } => self.feedback_at = Some(at),
+            E::AppealResolved { at, .. } => {
+                self.resolved_at = Some(at);
                 self.pending_extension_days = None;
                 self.status = S::Resolved;
             }
@@ -687,6 +699,7 @@ impl Aggregate for Appeal {
                 if let Some(d) = self.deadlines.as_mut() {
                     d.resolution_due = resolution_due;
                 }
+                self.resolved_at = None;
                 self.unreachable_visits = 0;
                 self.status = S::Assigned;
             }
