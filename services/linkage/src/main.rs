@@ -39,6 +39,34 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Deadlines, explained ("why is my deadline this date?").
+    Sla {
+        #[command(subcommand)]
+        command: SlaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SlaCommand {
+    /// The deadline N working days or N clock hours after an instant.
+    Deadline(DeadlineArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("period").required(true).args(["working_days", "hours"])))]
+struct DeadlineArgs {
+    /// The start instant, RFC 3339 (e.g. 2026-09-30T10:00:00+08:00).
+    #[arg(long)]
+    from: chrono::DateTime<chrono::FixedOffset>,
+    /// Working days (the starting day is not counted; ends 24:00 Asia/Shanghai).
+    #[arg(long)]
+    working_days: Option<u32>,
+    /// Clock hours.
+    #[arg(long)]
+    hours: Option<u32>,
+    /// `official` or `weekdays`.
+    #[arg(long, env = "LINKAGE_CALENDAR", default_value = "official")]
+    calendar: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +190,9 @@ fn main() -> Result<()> {
                 println!("{token}");
                 Ok(())
             }
+            Command::Sla {
+                command: SlaCommand::Deadline(args),
+            } => explain_deadline(&args),
         }
     })
 }
@@ -185,6 +216,39 @@ fn working_calendar(name: &str) -> Result<Arc<dyn WorkingCalendar>> {
         "weekdays" => Ok(Arc::new(WeekdayCalendar)),
         other => bail!("unknown calendar {other:?}: use `official` or `weekdays`"),
     }
+}
+
+fn explain_deadline(args: &DeadlineArgs) -> Result<()> {
+    let calendar = working_calendar(&args.calendar)?;
+    let from = args.from.with_timezone(&chrono::Utc);
+    let due = match (args.working_days, args.hours) {
+        (Some(n), _) => calendar::add_working_days(calendar.as_ref(), from, n)
+            .with_context(|| format!("{n} working days from {}", args.from))?,
+        (None, Some(n)) => calendar::add_hours(from, n),
+        (None, None) => bail!("give --working-days or --hours"),
+    };
+    let local = due.with_timezone(&calendar::TZ);
+    println!(
+        "deadline: {}",
+        due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    println!(
+        "local:    {} (Asia/Shanghai)",
+        local.format("%Y-%m-%d %H:%M %a")
+    );
+    if args.working_days.is_some() {
+        let last_day = (local - chrono::Duration::seconds(1)).date_naive();
+        println!(
+            "rule:     24:00 of the {}th working day after {} (the starting day is not counted); that day is {}",
+            args.working_days.unwrap_or_default(),
+            args.from.with_timezone(&calendar::TZ).date_naive(),
+            last_day.format("%Y-%m-%d %a"),
+        );
+    } else {
+        println!("rule:     clock hours, no calendar involved");
+    }
+    println!("calendar: {}", calendar.version());
+    Ok(())
 }
 
 /// `host:port` of a `nats://host:port` URL.
