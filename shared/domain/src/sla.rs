@@ -80,3 +80,94 @@ pub fn extend_deadline(
 ) -> Result<DateTime<Utc>, CalendarError> {
     add_working_days(calendar, due - Duration::seconds(1), n)
 }
+
+/// 红绿灯: how close an open deadline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrafficLight {
+    /// More than the warning share of the allowed time is left.
+    Green,
+    /// Within the last `yellow_share` of the allowed time.
+    Yellow,
+    /// The deadline has passed.
+    Red,
+}
+
+impl TrafficLight {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Green => "green",
+            Self::Yellow => "yellow",
+            Self::Red => "red",
+        }
+    }
+
+    /// The light of a deadline that runs from `start` to `due`, seen at `now`. Red at and after
+    /// `due` (deadlines are exclusive ends); yellow when at most `yellow_share` (0–1) of the
+    /// allowed time is left; green before that.
+    pub fn at(
+        start: DateTime<Utc>,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+        yellow_share: f64,
+    ) -> Self {
+        if now >= due {
+            return Self::Red;
+        }
+        let allowed = (due - start).num_seconds().max(1) as f64;
+        let left = (due - now).num_seconds() as f64;
+        if left <= allowed * yellow_share.clamp(0.0, 1.0) {
+            Self::Yellow
+        } else {
+            Self::Green
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn traffic_lights_follow_the_share_of_time_left() {
+        // Contact: assigned 01:00Z, due 03:00Z (2 h allowed; the last 25% is the last 30 min).
+        let (start, due) = (t("2026-03-02T01:00:00Z"), t("2026-03-02T03:00:00Z"));
+        assert_eq!(
+            TrafficLight::at(start, due, t("2026-03-02T01:00:00Z"), 0.25),
+            TrafficLight::Green
+        );
+        assert_eq!(
+            TrafficLight::at(start, due, t("2026-03-02T02:29:59Z"), 0.25),
+            TrafficLight::Green
+        );
+        assert_eq!(
+            TrafficLight::at(start, due, t("2026-03-02T02:30:00Z"), 0.25),
+            TrafficLight::Yellow
+        );
+        assert_eq!(
+            TrafficLight::at(start, due, t("2026-03-02T02:59:59Z"), 0.25),
+            TrafficLight::Yellow
+        );
+        assert_eq!(
+            TrafficLight::at(start, due, t("2026-03-02T03:00:00Z"), 0.25),
+            TrafficLight::Red
+        );
+        assert_eq!(
+            TrafficLight::at(start, due, t("2026-03-09T00:00:00Z"), 0.25),
+            TrafficLight::Red
+        );
+        // A zero share never warns; a full share always does.
+        assert_eq!(
+            TrafficLight::at(start, due, t("2026-03-02T02:59:00Z"), 0.0),
+            TrafficLight::Green
+        );
+        assert_eq!(
+            TrafficLight::at(start, due, start, 1.0),
+            TrafficLight::Yellow
+        );
+    }
+}
