@@ -250,7 +250,7 @@ fn explain_deadline(args: &DeadlineArgs) -> Result<()> {
     if args.working_days.is_some() {
         let last_day = (local - chrono::Duration::seconds(1)).date_naive();
         println!(
-            "rule:     24:00 of the {}th working day after {} (the starting day is not counted); that day is {}",
+            "rule:     24:00 of working day no. {} after {} (the starting day is not counted); that day is {}",
             args.working_days.unwrap_or_default(),
             args.from.with_timezone(&calendar::TZ).date_naive(),
             last_day.format("%Y-%m-%d %a"),

@@ -817,4 +817,63 @@ mod tests {
         assert_eq!(line, 3);
         assert!(reason.contains("2024"), "{reason}");
     }
+
+    // --- The SLA engine's acceptance cases (issue "SLA engine"), hand-computed ---------------
+
+    #[test]
+    fn ten_working_days_across_national_day_2024() {
+        // Fri 2024-09-27 10:00 local. Working days after it: Sun 09-29 (调休), Mon 09-30, then
+        // 10-01..10-07 off, Tue 10-08, Wed 10-09, Thu 10-10, Fri 10-11, Sat 10-12 (调休),
+        // Mon 10-14, Tue 10-15, Wed 10-16 = the 10th → 2024-10-16 24:00 +08:00.
+        let cal = official();
+        let due = add_working_days(cal, local(2024, 9, 27, 10, 0), 10).unwrap();
+        assert_eq!(due, utc("2024-10-16T16:00:00Z"));
+    }
+
+    #[test]
+    fn a_two_hour_contact_deadline_across_midnight() {
+        // 23:30 local on Mon 2026-03-02 + 2 clock hours = 01:30 local on Tue 03-03.
+        assert_eq!(
+            add_hours(local(2026, 3, 2, 23, 30), 2),
+            utc("2026-03-02T17:30:00Z")
+        );
+    }
+
+    #[test]
+    fn one_working_day_from_spring_festival_eve_2026() {
+        // 除夕 is Mon 2026-02-16; 02-15..02-23 are off, so the next working day is Tue 02-24.
+        let due = add_working_days(official(), local(2026, 2, 16, 10, 0), 1).unwrap();
+        assert_eq!(due, utc("2026-02-24T16:00:00Z"));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Adding N working days and counting them back gives N, and the result always ends
+            /// a working day (it is local midnight right after one).
+            #[test]
+            fn add_then_count_gives_n_and_ends_a_working_day(
+                minutes in 0i64..(6 * 365 * 24 * 60),
+                n in 1u32..=30,
+            ) {
+                let cal = official();
+                let from = utc("2020-01-01T00:00:00Z") + chrono::Duration::minutes(minutes);
+                match add_working_days(cal, from, n) {
+                    Ok(due) => {
+                        prop_assert_eq!(
+                            working_days_between(cal, from, due - chrono::Duration::nanoseconds(1)).unwrap(),
+                            n
+                        );
+                        let last = (due - chrono::Duration::seconds(1)).with_timezone(&TZ);
+                        prop_assert_eq!(due.with_timezone(&TZ).time(), chrono::NaiveTime::MIN);
+                        prop_assert!(cal.is_working_day(last.date_naive()).unwrap());
+                    }
+                    // Near the end of 2026 the walk may leave the covered years: that must be the error.
+                    Err(e) => prop_assert_eq!(e, CalendarError::YearNotCovered(2027)),
+                }
+            }
+        }
+    }
 }
