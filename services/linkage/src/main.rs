@@ -29,9 +29,24 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// `linkage command-api` is the role's name; the lint's rename would hide it.
+#[allow(clippy::enum_variant_names)]
 enum Command {
-    /// Run every service in one process (now: the command API), migrating first.
+    /// Run every service in one process (command API, relay, projector, query API), migrating first.
     Run(RunArgs),
+    /// Run only the command API (for scaling out).
+    CommandApi(RunArgs),
+    /// Run only the relay (Postgres events → NATS JetStream; one active at a time).
+    Relay(RunArgs),
+    /// Run only the projector (JetStream → read models).
+    Projector(RunArgs),
+    /// Run only the query API.
+    QueryApi(RunArgs),
+    /// Read models: rebuild one from the event store, or show every one's position.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// Create the database if needed and apply the schema migrations.
     Migrate(DbArgs),
     /// Local bearer tokens.
@@ -43,6 +58,23 @@ enum Command {
     Sla {
         #[command(subcommand)]
         command: SlaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Rebuild a projection from scratch from the event store (the live projector continues
+    /// from where the rebuild ends).
+    Rebuild {
+        /// The projection, e.g. `ledger`.
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Each projection's position and how many events it is behind the relay.
+    Status {
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -122,9 +154,26 @@ struct RunArgs {
     db: DbArgs,
     #[command(flatten)]
     keys: KeyArgs,
-    /// NATS server (checked by /readyz; the event relay will publish there).
+    /// NATS server with JetStream: the relay publishes there, the projector consumes.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
+    /// Subject prefix: events go to `<prefix>.events.<aggregate_type>.<event_type>` on the
+    /// stream `<PREFIX>_EVENTS`.
+    #[arg(long, env = "LINKAGE_NATS_PREFIX", default_value = "linkage")]
+    nats_prefix: String,
+    /// JetStream replicas of the events stream (3 on a NATS cluster).
+    #[arg(long, env = "LINKAGE_NATS_REPLICAS", default_value_t = 1)]
+    nats_replicas: usize,
+    /// JetStream duplicate window in seconds (republished event ids inside it are dropped).
+    #[arg(
+        long,
+        env = "LINKAGE_NATS_DUPLICATE_WINDOW_SECS",
+        default_value_t = 120
+    )]
+    nats_duplicate_window_secs: u64,
+    /// Address the query API listens on.
+    #[arg(long, env = "LINKAGE_QUERY_API_ADDR", default_value = "127.0.0.1:8081")]
+    query_api_addr: SocketAddr,
     /// Address the command API listens on.
     #[arg(
         long,
@@ -181,7 +230,58 @@ fn real_main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(args, Roles::ALL).await,
+            Command::CommandApi(args) => {
+                run(
+                    args,
+                    Roles {
+                        command_api: true,
+                        ..Roles::NONE
+                    },
+                )
+                .await
+            }
+            Command::Relay(args) => {
+                run(
+                    args,
+                    Roles {
+                        relay: true,
+                        ..Roles::NONE
+                    },
+                )
+                .await
+            }
+            Command::Projector(args) => {
+                run(
+                    args,
+                    Roles {
+                        projector: true,
+                        ..Roles::NONE
+                    },
+                )
+                .await
+            }
+            Command::QueryApi(args) => {
+                run(
+                    args,
+                    Roles {
+                        query_api: true,
+                        ..Roles::NONE
+                    },
+                )
+                .await
+            }
+            Command::Projections {
+                command: ProjectionsCommand::Rebuild { name, db },
+            } => rebuild_projection(&name, &db).await,
+            Command::Projections {
+                command: ProjectionsCommand::Status { db },
+            } => {
+                let pool = open_database(&db).await?;
+                let status = linkage_projector::status(&pool).await?;
+                println!("{}", serde_json::to_string_pretty(&status)?);
+                Ok(())
+            }
             Command::Migrate(args) => {
                 let pool = open_database(&args).await?;
                 tracing::info!("migrations applied");
@@ -280,37 +380,171 @@ fn nats_addr(url: &str) -> Result<String> {
     })
 }
 
-async fn run(args: RunArgs) -> Result<()> {
-    let keys = args.keys.keys()?;
-    let calendar = working_calendar(&args.calendar)?;
-    let pool = open_database(&args.db).await?;
-    let state = Arc::new(AppState {
-        store: PgEventStore::new(pool.clone()),
-        pool,
-        services: AppealServices {
-            clock: Arc::new(SystemClock),
-            calendar,
-            policy: SlaPolicy::default(),
-        },
-        keys,
-        nats_addr: nats_addr(&args.nats_url)?,
-    });
-    let config = HttpConfig {
-        body_limit: args.body_limit_bytes,
-        ..HttpConfig::default()
+/// Which roles one process plays.
+#[derive(Debug, Clone, Copy)]
+struct Roles {
+    command_api: bool,
+    relay: bool,
+    projector: bool,
+    query_api: bool,
+}
+
+impl Roles {
+    const ALL: Roles = Roles {
+        command_api: true,
+        relay: true,
+        projector: true,
+        query_api: true,
     };
-    let listener = tokio::net::TcpListener::bind(args.command_api_addr)
-        .await
-        .with_context(|| format!("binding the command API to {}", args.command_api_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "command API listening");
-    linkage_command_api::serve(
-        listener,
-        linkage_command_api::router(state, &config),
-        shutdown_signal(),
-    )
-    .await
-    .context("serving the command API")?;
+    const NONE: Roles = Roles {
+        command_api: false,
+        relay: false,
+        projector: false,
+        query_api: false,
+    };
+}
+
+async fn run(args: RunArgs, roles: Roles) -> Result<()> {
+    let pool = open_database(&args.db).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let bus = if roles.relay || roles.projector {
+        Some(
+            linkage_bus::Bus::connect(linkage_bus::BusConfig {
+                url: args.nats_url.clone(),
+                prefix: args.nats_prefix.clone(),
+                replicas: args.nats_replicas,
+                duplicate_window: Duration::from_secs(args.nats_duplicate_window_secs),
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    if let (true, Some(bus)) = (roles.relay, &bus) {
+        let (pool, bus, stop) = (pool.clone(), bus.clone(), stopped());
+        tasks.spawn(async move {
+            linkage_relay::run(pool, bus, linkage_relay::RelayConfig::default(), stop)
+                .await
+                .context("relay")
+        });
+    }
+    if let (true, Some(bus)) = (roles.projector, &bus) {
+        let (pool, bus, stop) = (pool.clone(), bus.clone(), stopped());
+        tasks.spawn(async move {
+            linkage_projector::run(
+                pool,
+                bus,
+                linkage_projector::all_projections(),
+                linkage_projector::RunnerConfig::default(),
+                stop,
+            )
+            .await
+            .context("projector")
+        });
+    }
+    if roles.command_api {
+        let state = Arc::new(AppState {
+            store: PgEventStore::new(pool.clone()),
+            pool: pool.clone(),
+            services: AppealServices {
+                clock: Arc::new(SystemClock),
+                calendar: working_calendar(&args.calendar)?,
+                policy: SlaPolicy::default(),
+            },
+            keys: args.keys.keys()?,
+            nats_addr: nats_addr(&args.nats_url)?,
+        });
+        let config = HttpConfig {
+            body_limit: args.body_limit_bytes,
+            ..HttpConfig::default()
+        };
+        let listener = tokio::net::TcpListener::bind(args.command_api_addr)
+            .await
+            .with_context(|| format!("binding the command API to {}", args.command_api_addr))?;
+        tracing::info!(addr = %listener.local_addr()?, "command API listening");
+        let app = linkage_command_api::router(state, &config);
+        let stop = stopped();
+        tasks.spawn(async move {
+            linkage_http::serve(listener, app, stop)
+                .await
+                .context("serving the command API")
+        });
+    }
+    if roles.query_api {
+        linkage_projector::ensure_schema(&pool, &linkage_projector::all_projections()).await?;
+        let state = Arc::new(linkage_query_api::QueryState {
+            pool: pool.clone(),
+            keys: args.keys.keys()?,
+        });
+        let listener = tokio::net::TcpListener::bind(args.query_api_addr)
+            .await
+            .with_context(|| format!("binding the query API to {}", args.query_api_addr))?;
+        tracing::info!(addr = %listener.local_addr()?, "query API listening");
+        let app = linkage_query_api::router(state, &linkage_query_api::QueryConfig::default());
+        let stop = stopped();
+        tasks.spawn(async move {
+            linkage_http::serve(listener, app, stop)
+                .await
+                .context("serving the query API")
+        });
+    }
+
+    // Run until a signal, or until a role fails: then stop the others gracefully.
+    let outcome = tokio::select! {
+        () = shutdown_signal() => Ok(()),
+        Some(done) = tasks.join_next() => match done {
+            Ok(Ok(())) => Err(anyhow::anyhow!("a role stopped unexpectedly")),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow::anyhow!("a role panicked: {e}")),
+        },
+    };
+    let _ = stop_tx.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = format!("{e:#}"), "while stopping");
+        }
+    }
     tracing::info!("stopped");
+    outcome
+}
+
+async fn rebuild_projection(name: &str, db: &DbArgs) -> Result<()> {
+    let projection = linkage_projector::projection_named(name).with_context(|| {
+        let names: Vec<_> = linkage_projector::all_projections()
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        format!("no projection named {name:?}; known: {}", names.join(", "))
+    })?;
+    let pool = open_database(db).await?;
+    linkage_projector::ensure_schema(&pool, std::slice::from_ref(&projection)).await?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let last_shown = std::sync::atomic::AtomicU64::new(0);
+    let summary = linkage_projector::rebuild(&pool, projection.as_ref(), |done, total| {
+        // A one-line progress bar on a terminal; nothing when piped.
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
+        if tty && last_shown.swap(percent, std::sync::atomic::Ordering::Relaxed) != percent {
+            let filled = (percent / 2) as usize;
+            eprint!(
+                "\r{name} [{}{}] {percent:>3}% {done}/{total} events",
+                "#".repeat(filled),
+                " ".repeat(50 - filled.min(50))
+            );
+        }
+    })
+    .await?;
+    if tty {
+        eprintln!();
+    }
+    println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }
 

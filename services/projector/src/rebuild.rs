@@ -1,0 +1,603 @@
+//! Rebuilding a projection from the event store (pure Postgres), and every projection's status.
+//!
+//! A rebuild marks the projection as rebuilding (the live runner waits while the mark is set),
+//! empties its tables, drops their secondary indexes, and folds the events table into them, one
+//! transaction per chunk: in `(tx_id, global_position)` order with the checkpoint advancing per
+//! chunk, or stream by stream for projections that allow it ([`RebuildOrder`]). At the end it
+//! sets the checkpoint to the last event read, clears the mark and recreates the indexes; the
+//! live runner then drops what the checkpoint covers and goes on from there. A failed rebuild
+//! leaves the mark set: run it again.
+//!
+//! It reads up to the *horizon* taken when it starts: `pg_snapshot_xmin(pg_current_snapshot())`,
+//! below which every transaction has ended, so that part of the log is final and gap-free. The
+//! relay only publishes below an earlier horizon, so this covers the relay checkpoint and any
+//! event published (and perhaps already acked by the projection's consumer) but not yet
+//! checkpointed by the relay; reading only up to the relay checkpoint could leave such events
+//! out for good.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use linkage_bus::Envelope;
+use linkage_bus::envelope::ENVELOPE_VERSION;
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use tokio::sync::mpsc;
+
+use crate::checkpoint::{self, Position, show};
+use crate::{Projection, ProjectionError, RebuildOrder};
+
+/// Events per rebuild transaction.
+pub const DEFAULT_CHUNK_SIZE: usize = 5000;
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RebuildSummary {
+    pub projection: &'static str,
+    /// Events read from the store (of every aggregate type).
+    pub events: u64,
+    /// The checkpoint the rebuild left.
+    pub position: Option<Position>,
+    pub elapsed: Duration,
+}
+
+/// Where a projection stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProjectionStatus {
+    pub name: String,
+    /// The last event applied (`None`: nothing yet).
+    pub position: Option<Position>,
+    /// JetStream sequence of that event (`None` when a rebuild applied it).
+    pub stream_sequence: Option<i64>,
+    pub updated_at: DateTime<Utc>,
+    /// Set while a rebuild runs, or since a rebuild that failed.
+    pub rebuilding_since: Option<DateTime<Utc>>,
+    /// Events at or before the relay checkpoint the projection has not applied yet; `None` when
+    /// the relay has no checkpoint table (it never ran against this database).
+    pub behind: Option<i64>,
+}
+
+const EVENT_COLUMNS: &str = "event_id, global_position, tx_id::text::bigint AS tx_id, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at, payload, \
+     metadata, encode(hash, 'hex') AS hash, encode(prev_hash, 'hex') AS prev_hash";
+
+/// Rebuilds `projection` from scratch in chunks of [`DEFAULT_CHUNK_SIZE`] events, calling
+/// `progress(done, total)` after each chunk (and once with `done = 0` at the start).
+pub async fn rebuild(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    progress: impl Fn(u64, u64),
+) -> Result<RebuildSummary, ProjectionError> {
+    rebuild_with(pool, projection, DEFAULT_CHUNK_SIZE, progress).await
+}
+
+/// Chunks written at once by a per-aggregate rebuild.
+const PARALLEL_CHUNKS: usize = 2;
+
+/// What a per-aggregate chunk writer reports.
+enum Step {
+    Applied(u64),
+    End(Option<Position>),
+}
+
+/// What the reader task hands over.
+enum Read {
+    Chunk(Vec<Envelope>),
+    /// Everything was read; the last event in publication order, if any.
+    End(Option<Position>),
+}
+
+/// [`rebuild`] with a chosen chunk size.
+pub async fn rebuild_with(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    chunk_size: usize,
+    progress: impl Fn(u64, u64),
+) -> Result<RebuildSummary, ProjectionError> {
+    let started = Instant::now();
+    let name = projection.name();
+    let order = projection.rebuild_order();
+    let chunk_size = chunk_size.max(1);
+    create_tables(pool, projection).await?;
+
+    let (horizon, total) = horizon_and_total(pool).await?;
+    let total = total as u64;
+
+    // Start: mark the rebuild (the live runner waits), empty the tables, drop their secondary
+    // indexes, reset the checkpoint.
+    let mut tx = begin_chunk(pool, name).await?;
+    checkpoint::lock(&mut tx, name).await?;
+    checkpoint::set_rebuilding(&mut tx, name, true).await?;
+    truncate(&mut tx, projection).await?;
+    let dropped_indexes = drop_secondary_indexes(&mut tx, projection).await?;
+    checkpoint::save(&mut tx, name, None, None).await?;
+    commit(tx, name).await?;
+    progress(0, total);
+    tracing::info!(projection = name, total, horizon, ?order, "rebuild started");
+
+    // Reading (and decoding) overlaps with applying: a task streams the events into chunks.
+    let (chunks_tx, mut chunks) = mpsc::channel(2);
+    let mut read_conn = pool
+        .acquire()
+        .await
+        .map_err(|e| ProjectionError::db("acquiring a connection to read events", e))?;
+    let reader = AbortOnDrop(tokio::spawn(async move {
+        let order_by = match order {
+            RebuildOrder::Global => "tx_id, global_position",
+            RebuildOrder::PerAggregate => "aggregate_type, aggregate_id, sequence",
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE tx_id < $1::bigint::text::xid8 \
+             ORDER BY {order_by}"
+        ));
+        // In a transaction only to scope `jit = off`: compiling this one long scan costs more
+        // than it saves.
+        let mut read_tx = match read_conn.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let _ = chunks_tx
+                    .send(Err(ProjectionError::db("beginning to read events", e)))
+                    .await;
+                return;
+            }
+        };
+        if let Err(e) = sqlx::query("SET LOCAL jit = off")
+            .execute(&mut *read_tx)
+            .await
+        {
+            let _ = chunks_tx
+                .send(Err(ProjectionError::db("configuring the event reader", e)))
+                .await;
+            return;
+        }
+        let mut rows = sqlx::query(sql).bind(horizon).fetch(&mut *read_tx);
+        let mut chunk: Vec<Envelope> = Vec::with_capacity(chunk_size);
+        let mut last: Option<Position> = None;
+        loop {
+            let envelope = match rows.try_next().await {
+                Ok(Some(row)) => envelope_from_row(&row),
+                Ok(None) => break,
+                Err(e) => Err(ProjectionError::db("reading the events table", e)),
+            };
+            let envelope = match envelope {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    let _ = chunks_tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            // A chunk ends at the chunk size, but never inside a stream when per aggregate.
+            let full = chunk.len() >= chunk_size
+                && (order == RebuildOrder::Global
+                    || chunk.last().is_some_and(|prev| {
+                        prev.aggregate_id != envelope.aggregate_id
+                            || prev.aggregate_type != envelope.aggregate_type
+                    }));
+            if full {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size));
+                if chunks_tx.send(Ok(Read::Chunk(full))).await.is_err() {
+                    return;
+                }
+            }
+            last = last.max(Some(Position::of(&envelope)));
+            chunk.push(envelope);
+        }
+        if !chunk.is_empty() && chunks_tx.send(Ok(Read::Chunk(chunk))).await.is_err() {
+            return;
+        }
+        let _ = chunks_tx.send(Ok(Read::End(last))).await;
+    }));
+
+    let mut expected: Option<Position> = None;
+    let mut done = 0u64;
+    let last = match order {
+        RebuildOrder::Global => loop {
+            let chunk = match chunks.recv().await {
+                Some(Ok(Read::Chunk(chunk))) => chunk,
+                Some(Ok(Read::End(last))) => break last,
+                Some(Err(e)) => return Err(e),
+                None => return Err(ProjectionError::ReaderStopped),
+            };
+            let mut tx = begin_chunk(pool, name).await?;
+            check_untouched(&mut tx, name, expected).await?;
+            projection.apply(&mut tx, &chunk).await?;
+            expected = chunk.last().map(Position::of);
+            checkpoint::save(&mut tx, name, expected, None).await?;
+            commit(tx, name).await?;
+            done += chunk.len() as u64;
+            progress(done, total);
+        },
+        // Chunks hold whole, distinct streams and leave the checkpoint alone, so several may
+        // be written at once, each on its own connection.
+        RebuildOrder::PerAggregate => {
+            let messages = futures::stream::unfold(chunks, |mut rx| async move {
+                rx.recv().await.map(|m| (m, rx))
+            });
+            let mut steps = std::pin::pin!(
+                messages
+                    .map(|message| async move {
+                        match message? {
+                            Read::End(last) => Ok(Step::End(last)),
+                            Read::Chunk(chunk) => {
+                                let mut tx = begin_chunk(pool, name).await?;
+                                check_untouched_shared(&mut tx, name).await?;
+                                projection.apply(&mut tx, &chunk).await?;
+                                commit(tx, name).await?;
+                                Ok(Step::Applied(chunk.len() as u64))
+                            }
+                        }
+                    })
+                    .buffer_unordered(PARALLEL_CHUNKS)
+            );
+            let mut end = None;
+            while let Some(step) = steps.next().await {
+                match step? {
+                    Step::Applied(n) => {
+                        done += n;
+                        progress(done, total);
+                    }
+                    Step::End(last) => end = Some(last),
+                }
+            }
+            end.ok_or(ProjectionError::ReaderStopped)?
+        }
+    };
+    drop(reader);
+
+    // End: the checkpoint is the last event below the horizon; the live runner may go on.
+    let mut tx = begin_chunk(pool, name).await?;
+    check_untouched(&mut tx, name, expected).await?;
+    checkpoint::save(&mut tx, name, last, None).await?;
+    checkpoint::set_rebuilding(&mut tx, name, false).await?;
+    commit(tx, name).await?;
+
+    if dropped_indexes > 0 {
+        // The projection's DDL creates its indexes again, each in one sorted pass.
+        let started_indexes = Instant::now();
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(|e| ProjectionError::db("beginning to recreate indexes", e))?;
+        sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| ProjectionError::db("sizing memory for index builds", e))?;
+        crate::create_tables(&mut tx, projection).await?;
+        tx.commit()
+            .await
+            .map_err(|e| ProjectionError::db(format!("recreating the indexes of {name}"), e))?;
+        tracing::info!(
+            projection = name,
+            indexes = dropped_indexes,
+            elapsed_ms = started_indexes.elapsed().as_millis() as u64,
+            "indexes recreated"
+        );
+    }
+    let summary = RebuildSummary {
+        projection: name,
+        events: done,
+        position: last,
+        elapsed: started.elapsed(),
+    };
+    tracing::info!(
+        projection = name,
+        events = done,
+        elapsed_ms = summary.elapsed.as_millis() as u64,
+        position = %show(last),
+        "rebuild finished"
+    );
+    Ok(summary)
+}
+
+/// The horizon the rebuild reads up to, and how many events lie below it.
+async fn horizon_and_total(pool: &PgPool) -> Result<(i64, i64), ProjectionError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| ProjectionError::db("beginning to count events", e))?;
+    sqlx::query("SET LOCAL jit = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| ProjectionError::db("configuring the event count", e))?;
+    let horizon: i64 =
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| ProjectionError::db("reading the transaction horizon", e))?;
+    let total: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE tx_id < $1::bigint::text::xid8")
+            .bind(horizon)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| ProjectionError::db("counting the events to rebuild from", e))?;
+    tx.commit()
+        .await
+        .map_err(|e| ProjectionError::db("finishing the event count", e))?;
+    Ok((horizon, total))
+}
+
+/// A rebuild transaction. The checkpoint moves with the rows (or the rebuild mark stays set),
+/// so a chunk lost to a crash is lost consistently: no need to wait for each commit to reach
+/// disk.
+async fn begin_chunk(
+    pool: &PgPool,
+    name: &'static str,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ProjectionError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| ProjectionError::db(format!("beginning a rebuild chunk of {name}"), e))?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| ProjectionError::db("relaxing commit durability for a rebuild", e))?;
+    Ok(tx)
+}
+
+async fn commit(
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    name: &'static str,
+) -> Result<(), ProjectionError> {
+    tx.commit()
+        .await
+        .map_err(|e| ProjectionError::db(format!("committing a rebuild chunk of {name}"), e))
+}
+
+/// [`check_untouched`] for concurrent per-aggregate chunks: a shared lock (the runner's
+/// exclusive one still waits), and the checkpoint must still be the rebuild's empty one.
+async fn check_untouched_shared(
+    conn: &mut PgConnection,
+    name: &'static str,
+) -> Result<(), ProjectionError> {
+    let row: Option<(Option<i64>, bool)> = sqlx::query_as(
+        "SELECT global_position, rebuilding_since IS NOT NULL FROM projection_checkpoints \
+         WHERE name = $1 FOR SHARE",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| ProjectionError::db(format!("locking the checkpoint of {name}"), e))?;
+    match row {
+        Some((None, true)) => Ok(()),
+        other => Err(ProjectionError::RebuildInterrupted {
+            projection: name,
+            expected: "an empty checkpoint marked as rebuilding".into(),
+            found: format!("{other:?}"),
+        }),
+    }
+}
+
+/// Locks the checkpoint and checks nobody else wrote since the rebuild's last chunk (the mark
+/// keeps the runner out; another rebuild would not be kept out).
+async fn check_untouched(
+    conn: &mut PgConnection,
+    name: &'static str,
+    expected: Option<Position>,
+) -> Result<(), ProjectionError> {
+    let current = checkpoint::lock(conn, name).await?;
+    if current.rebuilding && current.position == expected {
+        Ok(())
+    } else {
+        Err(ProjectionError::RebuildInterrupted {
+            projection: name,
+            expected: show(expected),
+            found: if current.rebuilding {
+                show(current.position)
+            } else {
+                format!("{} (rebuild mark cleared)", show(current.position))
+            },
+        })
+    }
+}
+
+/// Aborts the task when dropped, so an early return does not leave a reader streaming.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn create_tables(pool: &PgPool, projection: &dyn Projection) -> Result<(), ProjectionError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| ProjectionError::db("beginning the projection schema transaction", e))?;
+    crate::create_tables(&mut tx, projection).await?;
+    tx.commit()
+        .await
+        .map_err(|e| ProjectionError::db("committing the projection schema", e))
+}
+
+async fn truncate(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+) -> Result<(), ProjectionError> {
+    if projection.tables().is_empty() {
+        return Ok(());
+    }
+    let tables: Vec<String> = projection
+        .tables()
+        .iter()
+        .map(|t| linkage_store::db::quote_ident(t))
+        .collect();
+    // Table names come from the projection's code, quoted: no outside input reaches this string.
+    let sql = sqlx::AssertSqlSafe(format!("TRUNCATE {}", tables.join(", ")));
+    sqlx::query(sql).execute(conn).await.map_err(|e| {
+        ProjectionError::db(format!("truncating the tables of {}", projection.name()), e)
+    })?;
+    Ok(())
+}
+
+/// Drops the projection's indexes except those backing primary keys and constraints (which
+/// the projection's own writes may rely on): maintaining a dozen indexes row by row is most of
+/// a rebuild's cost, building them once at the end is cheap. They come back from the
+/// projection's DDL at the end of the rebuild, or at the projector's next start if the rebuild
+/// fails midway.
+async fn drop_secondary_indexes(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+) -> Result<usize, ProjectionError> {
+    let tables: Vec<String> = projection
+        .tables()
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i \
+         WHERE i.indrelid = ANY($1::text[]::regclass[]) AND NOT i.indisprimary \
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+    )
+    .bind(&tables)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| ProjectionError::db(format!("listing the indexes of {}", projection.name()), e))?;
+    for index in &indexes {
+        // `regclass::text` is already quoted where needed; the names come from the catalog.
+        let sql = sqlx::AssertSqlSafe(format!("DROP INDEX {index}"));
+        sqlx::query(sql)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| ProjectionError::db(format!("dropping index {index} for a rebuild"), e))?;
+    }
+    Ok(indexes.len())
+}
+
+/// An events-table row (selected with the rebuild's column list) as the relay would publish it.
+fn envelope_from_row(row: &PgRow) -> Result<Envelope, ProjectionError> {
+    let get = |e: sqlx::Error| ProjectionError::db("decoding an events row", e);
+    Ok(Envelope {
+        envelope_version: ENVELOPE_VERSION,
+        event_id: row.try_get("event_id").map_err(get)?,
+        global_position: row.try_get("global_position").map_err(get)?,
+        tx_id: row.try_get("tx_id").map_err(get)?,
+        aggregate_type: row.try_get("aggregate_type").map_err(get)?,
+        aggregate_id: row.try_get("aggregate_id").map_err(get)?,
+        sequence: row.try_get("sequence").map_err(get)?,
+        event_type: row.try_get("event_type").map_err(get)?,
+        event_version: row.try_get("event_version").map_err(get)?,
+        recorded_at: row.try_get("recorded_at").map_err(get)?,
+        payload: row.try_get("payload").map_err(get)?,
+        metadata: row.try_get("metadata").map_err(get)?,
+        hash: row.try_get("hash").map_err(get)?,
+        prev_hash: row.try_get("prev_hash").map_err(get)?,
+    })
+}
+
+/// Up to `limit` events after `after`, in publication order, below the current horizon (so the
+/// answer never skips a transaction that commits later). For tools and tests.
+pub async fn read_events(
+    pool: &PgPool,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<Vec<Envelope>, ProjectionError> {
+    let after = after.unwrap_or(Position {
+        tx_id: 0,
+        global_position: 0,
+    });
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY tx_id, global_position LIMIT $3"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(after.tx_id)
+        .bind(after.global_position)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| ProjectionError::db("reading events", e))?;
+    rows.iter().map(envelope_from_row).collect()
+}
+
+/// Every projection's checkpoint, and how far behind the relay it is.
+pub async fn status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ProjectionError> {
+    let rows = sqlx::query(
+        "SELECT name, tx_id::text::bigint AS tx_id, global_position, stream_sequence, \
+                updated_at, rebuilding_since \
+         FROM projection_checkpoints ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::db("reading projection checkpoints", e))?;
+    let relay = relay_position(pool).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let tx_id: Option<i64> = row.get("tx_id");
+        let global_position: Option<i64> = row.get("global_position");
+        let position = tx_id
+            .zip(global_position)
+            .map(|(tx_id, global_position)| Position {
+                tx_id,
+                global_position,
+            });
+        let behind = match relay {
+            None => None,
+            Some(None) => Some(0),
+            Some(Some(relay)) => Some(count_between(pool, position, relay).await?),
+        };
+        out.push(ProjectionStatus {
+            name: row.get("name"),
+            position,
+            stream_sequence: row.get("stream_sequence"),
+            updated_at: row.get("updated_at"),
+            rebuilding_since: row.get("rebuilding_since"),
+            behind,
+        });
+    }
+    Ok(out)
+}
+
+/// The relay's checkpoint: `None` without a relay table, `Some(None)` before it published.
+async fn relay_position(pool: &PgPool) -> Result<Option<Option<Position>>, ProjectionError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('relay_checkpoint') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| ProjectionError::db("looking for the relay checkpoint", e))?;
+    if !exists {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT tx_id::text::bigint AS tx_id, global_position FROM relay_checkpoint \
+         ORDER BY tx_id DESC NULLS LAST, global_position DESC NULLS LAST LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| ProjectionError::db("reading the relay checkpoint", e))?;
+    Ok(Some(row.and_then(|row| {
+        let tx_id: Option<i64> = row.get("tx_id");
+        let global_position: Option<i64> = row.get("global_position");
+        tx_id
+            .zip(global_position)
+            .map(|(tx_id, global_position)| Position {
+                tx_id,
+                global_position,
+            })
+    })))
+}
+
+async fn count_between(
+    pool: &PgPool,
+    after: Option<Position>,
+    upto: Position,
+) -> Result<i64, ProjectionError> {
+    let after = after.unwrap_or(Position {
+        tx_id: 0,
+        global_position: 0,
+    });
+    sqlx::query_scalar(
+        "SELECT count(*) FROM events \
+         WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2) \
+           AND (tx_id, global_position) <= ($3::bigint::text::xid8, $4)",
+    )
+    .bind(after.tx_id)
+    .bind(after.global_position)
+    .bind(upto.tx_id)
+    .bind(upto.global_position)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| ProjectionError::db("counting events behind the relay", e))
+}
