@@ -2,12 +2,12 @@
 //! commands flow; afterwards no event is missing from the stream or duplicated on it, and the
 //! ledger equals a rebuild from scratch, holding each appeal exactly once in its final state.
 
-use std::net::TcpListener;
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use linkage_auth::{Role, TokenKeys};
-use linkage_bus::{Bus, BusConfig};
+use linkage_auth::Role;
 use linkage_store::testing::TestDatabase;
 use serde_json::{Value, json};
 
@@ -64,13 +64,6 @@ impl Services {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// Posts until an answer that is not a transport error or 503 (the API may be restarting).
 async fn post(
     http: &reqwest::Client,
@@ -103,37 +96,20 @@ async fn post(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_and_projector_survive_sigkill_while_commands_flow() {
     let db = TestDatabase::new().await.expect("test database");
-    let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let nats_url = common::nats_url();
     let services = Services {
         db_url: db.url.clone(),
         nats_url: nats_url.clone(),
         prefix: format!("f{}", uuid::Uuid::new_v4().simple()),
-        command_addr: format!("127.0.0.1:{}", free_port()),
+        command_addr: format!("127.0.0.1:{}", common::free_port()),
     };
-    let bus = Bus::connect(BusConfig {
-        url: nats_url,
-        prefix: services.prefix.clone(),
-        replicas: 1,
-        duplicate_window: Duration::from_secs(120),
-    })
-    .await
-    .expect("bus");
+    let bus = common::test_bus(&services.prefix).await;
 
     let mut api = services.spawn("command-api");
     let mut relay = services.spawn("relay");
     let mut projector = services.spawn("projector");
 
-    let keys = TokenKeys::hs256(SECRET.as_bytes()).unwrap();
-    let token = |role: Role, dept: Option<&str>| {
-        keys.issue(
-            &format!("{role}"),
-            role,
-            dept.map(|d| d.parse().unwrap()),
-            chrono::Utc::now(),
-            chrono::Duration::hours(1),
-        )
-        .unwrap()
-    };
+    let token = |role: Role, dept: Option<&str>| common::token(SECRET, role, dept);
     let dispatcher = token(Role::Dispatcher, None);
     let handler = token(Role::Handler, Some("market-supervision"));
     let base = format!("http://{}/api/v1/appeals", services.command_addr);

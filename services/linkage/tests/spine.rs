@@ -1,42 +1,28 @@
 //! `linkage run` end to end: a lifecycle posted over HTTP reaches the ledger and timeline of the
 //! query API through NATS, and an independent subscriber sees every event once, in order.
 
-use std::net::TcpListener;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use linkage_auth::{Role, TokenKeys};
-use linkage_bus::{Bus, BusConfig};
+use linkage_auth::Role;
 use linkage_store::testing::TestDatabase;
 use serde_json::{Value, json};
 
 const SECRET: &str = "linkage-spine-test-secret-0123456789abcdef";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lifecycle_reaches_the_ledger_through_nats() {
     let db = TestDatabase::new().await.expect("test database");
-    let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let nats_url = common::nats_url();
     let prefix = format!("s{}", uuid::Uuid::new_v4().simple());
     let (command_addr, query_addr) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", common::free_port()),
+        format!("127.0.0.1:{}", common::free_port()),
     );
-    let bus = Bus::connect(BusConfig {
-        url: nats_url.clone(),
-        prefix: prefix.clone(),
-        replicas: 1,
-        duplicate_window: Duration::from_secs(120),
-    })
-    .await
-    .expect("bus");
+    let bus = common::test_bus(&prefix).await;
     // An independent subscriber, attached before anything is published.
     let mut subscriber = bus
         .consumer("independent-subscriber")
@@ -56,17 +42,7 @@ async fn a_lifecycle_reaches_the_ledger_through_nats() {
         .spawn()
         .expect("spawn linkage run");
 
-    let keys = TokenKeys::hs256(SECRET.as_bytes()).unwrap();
-    let token = |role: Role, dept: Option<&str>| {
-        keys.issue(
-            &format!("{role}-1"),
-            role,
-            dept.map(|d| d.parse().unwrap()),
-            chrono::Utc::now(),
-            chrono::Duration::hours(1),
-        )
-        .unwrap()
-    };
+    let token = |role: Role, dept: Option<&str>| common::token(SECRET, role, dept);
     let http = reqwest::Client::new();
     let api = format!("http://{command_addr}/api/v1/appeals");
     let post = |url: String, token: String, body: Value| {

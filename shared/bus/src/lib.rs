@@ -199,15 +199,7 @@ impl Bus {
     #[tracing::instrument(skip(self))]
     pub async fn consumer(&self, durable: &str) -> Result<EventConsumer, BusError> {
         let stream = self.stream().await?;
-        let config = pull::Config {
-            durable_name: Some(durable.to_owned()),
-            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-            ack_policy: jetstream::consumer::AckPolicy::All,
-            ack_wait: ACK_WAIT,
-            max_ack_pending: MAX_ACK_PENDING,
-            filter_subject: self.config.events_filter(),
-            ..Default::default()
-        };
+        let config = self.consumer_config(durable, jetstream::consumer::DeliverPolicy::All);
         let consumer = stream
             .get_or_create_consumer(durable, config)
             .await
@@ -230,17 +222,12 @@ impl Bus {
     ) -> Result<EventConsumer, BusError> {
         self.delete_consumer(durable).await?;
         let stream = self.stream().await?;
-        let config = pull::Config {
-            durable_name: Some(durable.to_owned()),
-            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+        let config = self.consumer_config(
+            durable,
+            jetstream::consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: start.max(1),
             },
-            ack_policy: jetstream::consumer::AckPolicy::All,
-            ack_wait: ACK_WAIT,
-            max_ack_pending: MAX_ACK_PENDING,
-            filter_subject: self.config.events_filter(),
-            ..Default::default()
-        };
+        );
         let consumer = stream
             .create_consumer(config)
             .await
@@ -250,6 +237,23 @@ impl Bus {
                 source: Box::new(e),
             })?;
         Ok(EventConsumer::new(durable.to_owned(), consumer))
+    }
+
+    /// A durable pull consumer on every event, acking cumulatively.
+    fn consumer_config(
+        &self,
+        durable: &str,
+        deliver_policy: jetstream::consumer::DeliverPolicy,
+    ) -> pull::Config {
+        pull::Config {
+            durable_name: Some(durable.to_owned()),
+            deliver_policy,
+            ack_policy: jetstream::consumer::AckPolicy::All,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: MAX_ACK_PENDING,
+            filter_subject: self.config.events_filter(),
+            ..Default::default()
+        }
     }
 
     /// Removes the durable consumer `durable` (its progress is lost). Missing is fine.
