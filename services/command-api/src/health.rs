@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (Postgres and NATS are reachable).
+//! `/healthz` (the process answers), `/readyz` (Postgres and NATS are reachable; the relay's lag
+//! is reported) and `/metrics` (Prometheus text: the relay's lag).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +21,15 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let (postgres, nats) = tokio::join!(postgres_ready(&state), nats_ready(&state.nats_addr));
+    let (postgres, nats, lag) = tokio::join!(
+        postgres_ready(&state),
+        nats_ready(&state.nats_addr),
+        linkage_relay::lag(&state.pool)
+    );
     let ready = postgres.is_ok() && nats.is_ok();
     let check = |r: &Result<(), String>| match r {
         Ok(()) => json!({"ok": true}),
@@ -39,6 +45,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         axum::Json(json!({
             "ready": ready,
             "checks": {"postgres": check(&postgres), "nats": check(&nats)},
+            // Informational: a lagging relay delays reads, not commands.
+            "relay_lag": match lag {
+                Ok(l) => json!({"events": l.events, "seconds": l.seconds}),
+                Err(e) => json!({"error": e.to_string()}),
+            },
         })),
     )
 }
@@ -75,4 +86,28 @@ async fn nats_ready(addr: &str) -> Result<(), String> {
     tokio::time::timeout(Duration::from_secs(2), probe)
         .await
         .map_err(|_| format!("{addr}: timed out"))?
+}
+
+/// The relay's lag in Prometheus text format (computed from Postgres, so any instance answers).
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match linkage_relay::lag(&state.pool).await {
+        Ok(lag) => (
+            StatusCode::OK,
+            [("content-type", "text/plain; version=0.0.4")],
+            format!(
+                "# HELP linkage_relay_lag_events Committed events not yet published to NATS.\n\
+                 # TYPE linkage_relay_lag_events gauge\n\
+                 linkage_relay_lag_events {}\n\
+                 # HELP linkage_relay_lag_seconds Age of the oldest committed, unpublished event.\n\
+                 # TYPE linkage_relay_lag_seconds gauge\n\
+                 linkage_relay_lag_seconds {}\n",
+                lag.events, lag.seconds
+            ),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "text/plain; version=0.0.4")],
+            format!("# relay lag unavailable: {e}\n"),
+        ),
+    }
 }

@@ -434,4 +434,23 @@ async fn health_and_readiness() {
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.body["checks"]["postgres"]["ok"], true);
     assert_eq!(ready.body["checks"]["nats"]["ok"], true);
+    // No relay runs in this test: the filed appeal's event is unpublished.
+    let _ = app.file_appeal().await;
+    let ready =
+        linkage_e2e::TestApp::answer(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(ready.body["relay_lag"]["events"], 1, "{}", ready.body);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("linkage_relay_lag_events 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("linkage_relay_lag_seconds "), "{metrics}");
 }
