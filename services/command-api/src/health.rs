@@ -111,3 +111,37 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         ),
     }
 }
+
+/// `host:port` of a `nats://[user:pass@]host[:port]` URL, for the readiness probe.
+pub fn nats_addr(url: &str) -> Result<String, String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let hostport = rest
+        .rsplit('@')
+        .next()
+        .unwrap_or(rest)
+        .trim_end_matches('/');
+    if hostport.is_empty() {
+        return Err(format!("NATS_URL {url:?} names no host"));
+    }
+    Ok(if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:4222")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nats_addr;
+
+    #[test]
+    fn nats_addresses() {
+        assert_eq!(
+            nats_addr("nats://127.0.0.1:4222").unwrap(),
+            "127.0.0.1:4222"
+        );
+        assert_eq!(nats_addr("nats://user:pw@host:1").unwrap(), "host:1");
+        assert_eq!(nats_addr("nats://host").unwrap(), "host:4222");
+        assert!(nats_addr("nats://").is_err());
+    }
+}

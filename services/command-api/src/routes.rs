@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Datelike;
-use linkage_auth::{Principal, Role, may_send};
+use linkage_auth::{Principal, may_send};
 use linkage_domain::appeal::*;
 use linkage_domain::values::DepartmentId;
 use linkage_store::idempotency::{self, IdempotencyKey, Replay, StoredResponse};
@@ -242,18 +242,4 @@ fn stored_response(stored: &StoredResponse, replayed: bool) -> Response {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
-}
-
-/// Names every command route, for the docs and the access tests.
-pub fn command_names() -> impl Iterator<Item = &'static str> {
-    linkage_auth::COMMAND_ROLES.iter().map(|(name, _)| *name)
-}
-
-/// Roles that may send a command, for the docs.
-pub fn roles_for(command: &str) -> Vec<Role> {
-    linkage_auth::COMMAND_ROLES
-        .iter()
-        .find(|(n, _)| *n == command)
-        .map(|(_, r)| r.to_vec())
-        .unwrap_or_default()
 }

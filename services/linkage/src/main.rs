@@ -362,24 +362,6 @@ fn explain_deadline(args: &DeadlineArgs) -> Result<()> {
     Ok(())
 }
 
-/// `host:port` of a `nats://host:port` URL.
-fn nats_addr(url: &str) -> Result<String> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let hostport = rest
-        .rsplit('@')
-        .next()
-        .unwrap_or(rest)
-        .trim_end_matches('/');
-    if hostport.is_empty() {
-        bail!("NATS_URL {url:?} names no host");
-    }
-    Ok(if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:4222")
-    })
-}
-
 /// Which roles one process plays.
 #[derive(Debug, Clone, Copy)]
 struct Roles {
@@ -460,7 +442,8 @@ async fn run(args: RunArgs, roles: Roles) -> Result<()> {
                 policy: SlaPolicy::default(),
             },
             keys: args.keys.keys()?,
-            nats_addr: nats_addr(&args.nats_url)?,
+            nats_addr: linkage_command_api::health::nats_addr(&args.nats_url)
+                .map_err(anyhow::Error::msg)?,
         });
         let config = HttpConfig {
             body_limit: args.body_limit_bytes,
@@ -569,20 +552,4 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::nats_addr;
-
-    #[test]
-    fn nats_addresses() {
-        assert_eq!(
-            nats_addr("nats://127.0.0.1:4222").unwrap(),
-            "127.0.0.1:4222"
-        );
-        assert_eq!(nats_addr("nats://user:pw@host:1").unwrap(), "host:1");
-        assert_eq!(nats_addr("nats://host").unwrap(), "host:4222");
-        assert!(nats_addr("nats://").is_err());
-    }
 }

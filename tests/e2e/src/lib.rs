@@ -77,12 +77,7 @@ pub async fn spawn_app() -> TestApp {
     let clock = Arc::new(FixedClock::new(monday_morning()));
     let keys = TokenKeys::hs256(TEST_SECRET).expect("test key");
     let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let nats_addr = nats_url
-        .rsplit('@')
-        .next()
-        .unwrap_or(&nats_url)
-        .trim_start_matches("nats://")
-        .to_owned();
+    let nats_addr = linkage_command_api::health::nats_addr(&nats_url).expect("NATS_URL");
     let state = Arc::new(AppState {
         pool: db.pool.clone(),
         store: PgEventStore::new(db.pool.clone()),
