@@ -2,8 +2,10 @@
 //! working-day calendar. Pure: no I/O, no system clock (time comes from [`clock::Clock`]).
 
 pub mod appeal;
+pub mod assessment;
 pub mod calendar;
 pub mod clock;
+pub mod rates;
 pub mod sla;
 pub mod values;
 
