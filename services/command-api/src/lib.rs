@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod routes;
+pub mod rules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use linkage_auth::TokenKeys;
 use linkage_domain::{Appeal, AppealServices};
 use linkage_http::extract::HasTokenKeys;
 use linkage_store::PgEventStore;
+use linkage_store::rules::LiveRules;
 use sqlx::PgPool;
 
 pub use linkage_http::serve;
@@ -21,7 +23,9 @@ pub use linkage_http::serve;
 pub struct AppState {
     pub pool: PgPool,
     pub store: PgEventStore<Appeal>,
+    /// `services.rules` is `rules`: commands compute deadlines with the rules in force.
     pub services: AppealServices,
+    pub rules: Arc<LiveRules>,
     pub keys: TokenKeys,
     /// `host:port` of the NATS server, checked by `/readyz`.
     pub nats_addr: String,
@@ -55,6 +59,7 @@ impl Default for HttpConfig {
 pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
     let app = Router::new()
         .merge(routes::command_routes())
+        .merge(rules::rules_routes())
         .merge(health::routes())
         .with_state(state);
     linkage_http::with_common_layers(app, config.body_limit, config.request_timeout)

@@ -58,6 +58,7 @@ pub fn command_routes() -> Router<Arc<AppState>> {
         "supervise" => |b: SuperviseAppeal, _c| AppealCommand::Supervise(b),
         "accountability" => |b: RecordAccountability, _c| AppealCommand::RecordAccountability(b),
         "deadline-missed" => |b: RecordDeadlineMissed, _c| AppealCommand::RecordDeadlineMissed(b),
+        "recompute-deadlines" => |b: RecomputeDeadlines, _c| AppealCommand::RecomputeDeadlines(b),
     }
 }
 
@@ -122,18 +123,18 @@ async fn command<B: DeserializeOwned>(
     execute(state, caller, ctx, appeal_id, &cmd, key.as_ref()).await
 }
 
-fn authorize(caller: &Principal, command: &str) -> Result<(), ApiError> {
+pub(crate) fn authorize(caller: &Principal, command: &str) -> Result<(), ApiError> {
     if may_send(caller.role, command) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!(
-            "the role {} may not {command} appeals",
+            "the role {} may not send the command {command}",
             caller.role
         )))
     }
 }
 
-fn idempotency_key(
+pub(crate) fn idempotency_key(
     caller: &Principal,
     ctx: &RequestContext,
     path: &str,
@@ -152,7 +153,7 @@ fn idempotency_key(
 }
 
 /// The first answer again, when this key was used before.
-async fn replay(
+pub(crate) async fn replay(
     state: &AppState,
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<Response>, ApiError> {
@@ -175,21 +176,7 @@ async fn execute(
     cmd: &AppealCommand,
     key: Option<&IdempotencyKey>,
 ) -> Result<Response, ApiError> {
-    let metadata = HashMap::from([
-        ("actor".to_owned(), caller.subject.clone()),
-        ("role".to_owned(), caller.role.as_str().to_owned()),
-        (
-            "department".to_owned(),
-            caller
-                .department
-                .as_ref()
-                .map(|d| d.as_str().to_owned())
-                .unwrap_or_default(),
-        ),
-        ("request_id".to_owned(), ctx.request_id.clone()),
-        ("correlation_id".to_owned(), ctx.correlation_id.clone()),
-        ("command".to_owned(), cmd.name().to_owned()),
-    ]);
+    let metadata = command_metadata(caller, ctx, cmd.name());
     let status = if matches!(cmd, AppealCommand::File { .. }) {
         StatusCode::CREATED
     } else {
@@ -228,7 +215,7 @@ async fn execute(
     }
 }
 
-fn stored_response(stored: &StoredResponse, replayed: bool) -> Response {
+pub(crate) fn stored_response(stored: &StoredResponse, replayed: bool) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut response = (status, axum::Json(&stored.body)).into_response();
     let headers = response.headers_mut();
@@ -242,4 +229,27 @@ fn stored_response(stored: &StoredResponse, replayed: bool) -> Response {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
+}
+
+/// Who did what, recorded with every event of a command.
+pub(crate) fn command_metadata(
+    caller: &Principal,
+    ctx: &RequestContext,
+    command: &str,
+) -> HashMap<String, String> {
+    HashMap::from([
+        ("actor".to_owned(), caller.subject.clone()),
+        ("role".to_owned(), caller.role.as_str().to_owned()),
+        (
+            "department".to_owned(),
+            caller
+                .department
+                .as_ref()
+                .map(|d| d.as_str().to_owned())
+                .unwrap_or_default(),
+        ),
+        ("request_id".to_owned(), ctx.request_id.clone()),
+        ("correlation_id".to_owned(), ctx.correlation_id.clone()),
+        ("command".to_owned(), command.to_owned()),
+    ])
 }

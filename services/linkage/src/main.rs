@@ -12,10 +12,14 @@ use linkage_command_api::{AppState, HttpConfig};
 use linkage_domain::AppealServices;
 use linkage_domain::calendar::{self, WeekdayCalendar, WorkingCalendar};
 use linkage_domain::clock::SystemClock;
+use linkage_domain::rules::{FixedRules, Rulebook, RulesSource};
 use linkage_domain::sla::SlaPolicy;
 use linkage_domain::values::DepartmentId;
+use linkage_store::rules::LiveRules;
 use linkage_store::{PgEventStore, db};
 use tracing_subscriber::EnvFilter;
+
+mod audit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +46,8 @@ enum Command {
     Projector(RunArgs),
     /// Run only the query API.
     QueryApi(RunArgs),
+    /// Run only the SLA watcher (records missed deadlines; recomputes after calendar changes).
+    SlaWatcher(RunArgs),
     /// Read models: rebuild one from the event store, or show every one's position.
     Projections {
         #[command(subcommand)]
@@ -49,6 +55,12 @@ enum Command {
     },
     /// Create the database if needed and apply the schema migrations.
     Migrate(DbArgs),
+    /// Auditors: export the history, verify its hash chains and anchors, an appeal as of an
+    /// instant, replay a projection as of an instant into a scratch schema and diff it.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Local bearer tokens.
     Token {
         #[command(subcommand)]
@@ -96,9 +108,12 @@ struct DeadlineArgs {
     /// Clock hours.
     #[arg(long)]
     hours: Option<u32>,
-    /// `official` or `weekdays`.
-    #[arg(long, env = "LINKAGE_CALENDAR", default_value = "official")]
+    /// `stored` (the district's calendar in the database: the version deadlines use),
+    /// `official` (the embedded 2020–2026 data) or `weekdays` (Monday–Friday).
+    #[arg(long, default_value = "stored")]
     calendar: String,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,10 +199,23 @@ struct RunArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "LINKAGE_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
     body_limit_bytes: usize,
-    /// Working-day calendar for deadlines: `official` (PRC holidays and 调休, 2020–2026) or
-    /// `weekdays` (Monday–Friday only).
-    #[arg(long, env = "LINKAGE_CALENDAR", default_value = "official")]
+    /// Command API rate limit: sustained requests per second per client (the token's subject,
+    /// else the IP address); 0 turns it off. Over it: 429 with Retry-After.
+    #[arg(long, env = "LINKAGE_RATE_LIMIT_PER_SECOND", default_value_t = 50.0)]
+    rate_limit_per_second: f64,
+    /// Command API rate limit: requests a client may send at once after being idle.
+    #[arg(long, env = "LINKAGE_RATE_LIMIT_BURST", default_value_t = 100)]
+    rate_limit_burst: u32,
+    /// Working-day calendar for deadlines: `stored` (the district's calendar and SLA policies
+    /// from the rules stream, seeded with the official 2020–2026 data) or `weekdays`
+    /// (Monday–Friday with the default policy, for demos and tests that must not depend on
+    /// which years are published).
+    #[arg(long, env = "LINKAGE_CALENDAR", default_value = "stored")]
     calendar: String,
+    /// The SLA watcher's longest sleep, in milliseconds: how soon it notices a deadline set
+    /// since its last look (it otherwise wakes at the next deadline it knows).
+    #[arg(long, env = "LINKAGE_SLA_WATCH_MAX_SLEEP_MS", default_value_t = 30_000)]
+    sla_watch_max_sleep_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +299,16 @@ fn real_main() -> Result<()> {
                 )
                 .await
             }
+            Command::SlaWatcher(args) => {
+                run(
+                    args,
+                    Roles {
+                        sla_watcher: true,
+                        ..Roles::NONE
+                    },
+                )
+                .await
+            }
             Command::Projections {
                 command: ProjectionsCommand::Rebuild { name, db },
             } => rebuild_projection(&name, &db).await,
@@ -282,6 +320,7 @@ fn real_main() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&status)?);
                 Ok(())
             }
+            Command::Audit { command } => audit::run(command).await,
             Command::Migrate(args) => {
                 let pool = open_database(&args).await?;
                 tracing::info!("migrations applied");
@@ -303,7 +342,7 @@ fn real_main() -> Result<()> {
             }
             Command::Sla {
                 command: SlaCommand::Deadline(args),
-            } => explain_deadline(&args),
+            } => explain_deadline(&args).await,
         }
     })
 }
@@ -325,12 +364,19 @@ fn working_calendar(name: &str) -> Result<Arc<dyn WorkingCalendar>> {
     match name {
         "official" => Ok(Arc::new(calendar::official().clone())),
         "weekdays" => Ok(Arc::new(WeekdayCalendar)),
-        other => bail!("unknown calendar {other:?}: use `official` or `weekdays`"),
+        other => bail!("unknown calendar {other:?}: use `stored`, `official` or `weekdays`"),
     }
 }
 
-fn explain_deadline(args: &DeadlineArgs) -> Result<()> {
-    let calendar = working_calendar(&args.calendar)?;
+async fn explain_deadline(args: &DeadlineArgs) -> Result<()> {
+    let calendar = match args.calendar.as_str() {
+        "stored" => {
+            let pool = open_database(&args.db).await?;
+            let rules = LiveRules::load(pool, Arc::new(SystemClock)).await?;
+            rules.current().calendar.clone()
+        }
+        other => working_calendar(other)?,
+    };
     let from = args.from.with_timezone(&chrono::Utc);
     let due = match (args.working_days, args.hours) {
         (Some(n), _) => calendar::add_working_days(calendar.as_ref(), from, n)
@@ -369,6 +415,7 @@ struct Roles {
     relay: bool,
     projector: bool,
     query_api: bool,
+    sla_watcher: bool,
 }
 
 impl Roles {
@@ -377,12 +424,14 @@ impl Roles {
         relay: true,
         projector: true,
         query_api: true,
+        sla_watcher: true,
     };
     const NONE: Roles = Roles {
         command_api: false,
         relay: false,
         projector: false,
         query_api: false,
+        sla_watcher: false,
     };
 }
 
@@ -432,15 +481,51 @@ async fn run(args: RunArgs, roles: Roles) -> Result<()> {
             .context("projector")
         });
     }
-    if roles.command_api {
+    // The SLA rules (calendar, policies) in force, followed live from the rules stream.
+    let clock: Arc<dyn linkage_domain::clock::Clock> = Arc::new(SystemClock);
+    let rules = if roles.command_api || roles.sla_watcher {
+        let rules = LiveRules::load(pool.clone(), clock.clone()).await?;
+        let (follower, stop) = (rules.clone(), stopped());
+        tasks.spawn(async move {
+            follower.follow(Duration::from_secs(1), stop).await;
+            Ok(())
+        });
+        Some(rules)
+    } else {
+        None
+    };
+    let weekdays: Option<Arc<dyn RulesSource>> = match args.calendar.as_str() {
+        "stored" => None,
+        "weekdays" => Some(Arc::new(FixedRules(Arc::new(Rulebook::fixed(
+            Arc::new(WeekdayCalendar),
+            SlaPolicy::default(),
+        ))))),
+        other => bail!("unknown LINKAGE_CALENDAR {other:?}: use `stored` or `weekdays`"),
+    };
+    let services = |rules: &Arc<LiveRules>| AppealServices {
+        clock: clock.clone(),
+        rules: weekdays.clone().unwrap_or_else(|| rules.clone()),
+    };
+    if let (true, Some(rules)) = (roles.sla_watcher, &rules) {
+        linkage_projector::ensure_schema(&pool, &linkage_projector::all_projections()).await?;
+        let config = linkage_sla_watcher::WatcherConfig {
+            max_sleep: Duration::from_millis(args.sla_watch_max_sleep_ms),
+            ..Default::default()
+        };
+        let (pool, services, rules, stop) =
+            (pool.clone(), services(rules), rules.clone(), stopped());
+        tasks.spawn(async move {
+            linkage_sla_watcher::run(pool, services, rules, config, stop)
+                .await
+                .context("SLA watcher")
+        });
+    }
+    if let (true, Some(rules)) = (roles.command_api, &rules) {
         let state = Arc::new(AppState {
             store: PgEventStore::new(pool.clone()),
             pool: pool.clone(),
-            services: AppealServices {
-                clock: Arc::new(SystemClock),
-                calendar: working_calendar(&args.calendar)?,
-                policy: SlaPolicy::default(),
-            },
+            services: services(rules),
+            rules: rules.clone(),
             keys: args.keys.keys()?,
             nats_addr: linkage_command_api::health::nats_addr(&args.nats_url)
                 .map_err(anyhow::Error::msg)?,
@@ -453,7 +538,15 @@ async fn run(args: RunArgs, roles: Roles) -> Result<()> {
             .await
             .with_context(|| format!("binding the command API to {}", args.command_api_addr))?;
         tracing::info!(addr = %listener.local_addr()?, "command API listening");
-        let app = linkage_command_api::router(state, &config);
+        let mut app = linkage_command_api::router(state, &config);
+        let rate_limit = linkage_http::ratelimit::RateLimitConfig {
+            per_second: args.rate_limit_per_second,
+            burst: args.rate_limit_burst,
+        };
+        if let Some(limit) = linkage_http::ratelimit::RateLimit::new(rate_limit, args.keys.keys()?)
+        {
+            app = limit.apply(app);
+        }
         let stop = stopped();
         tasks.spawn(async move {
             linkage_http::serve(listener, app, stop)
@@ -510,18 +603,10 @@ async fn rebuild_projection(name: &str, db: &DbArgs) -> Result<()> {
     let pool = open_database(db).await?;
     linkage_projector::ensure_schema(&pool, std::slice::from_ref(&projection)).await?;
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let last_shown = std::sync::atomic::AtomicU64::new(0);
+    // A one-line progress bar on a terminal; nothing when piped.
+    let progress = audit::terminal_progress(name, tty);
     let summary = linkage_projector::rebuild(&pool, projection.as_ref(), |done, total| {
-        // A one-line progress bar on a terminal; nothing when piped.
-        let percent = (done * 100).checked_div(total).unwrap_or(100);
-        if tty && last_shown.swap(percent, std::sync::atomic::Ordering::Relaxed) != percent {
-            let filled = (percent / 2) as usize;
-            eprint!(
-                "\r{name} [{}{}] {percent:>3}% {done}/{total} events",
-                "#".repeat(filled),
-                " ".repeat(50 - filled.min(50))
-            );
-        }
+        progress(done, Some(total))
     })
     .await?;
     if tty {

@@ -26,6 +26,8 @@ fn sla_deadline_explains_working_days_across_national_day() {
         "2026-09-30T10:00:00+08:00",
         "--working-days",
         "1",
+        "--calendar",
+        "official",
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("deadline: 2026-10-08T16:00:00Z"), "{out}");

@@ -86,6 +86,14 @@ pub struct LedgerRow {
     pub last_global_position: i64,
     pub last_event_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The calendar version the deadlines in force were computed with (recomputed when the
+    /// calendar changes), and the SLA policy label of the assignment.
+    pub calendar: Option<String>,
+    pub sla_policy: Option<String>,
+    /// Deadline kinds whose *current* due instant is recorded as missed.
+    pub missed_in_force: Vec<DeadlineKind>,
+    /// When the SLA watcher must next look at this appeal; see [`LedgerRow::watch_due`].
+    pub watch_due: Option<DateTime<Utc>>,
 }
 
 /// One event in an appeal's history.
@@ -174,6 +182,10 @@ impl LedgerRow {
             last_global_position: envelope.global_position,
             last_event_at: *at,
             updated_at: envelope.recorded_at,
+            calendar: None,
+            sla_policy: None,
+            missed_in_force: Vec::new(),
+            watch_due: None,
         })
     }
 
@@ -184,8 +196,13 @@ impl LedgerRow {
         lead: DepartmentId,
         co_handlers: Vec<DepartmentId>,
         deadlines: Deadlines,
+        calendar: String,
+        policy: String,
         at: DateTime<Utc>,
     ) {
+        self.calendar = Some(calendar);
+        self.sla_policy = Some(policy);
+        self.missed_in_force.clear();
         self.lead_department = Some(lead);
         self.co_handlers = co_handlers;
         self.assigned_at = Some(at);
@@ -219,16 +236,20 @@ impl LedgerRow {
                 lead,
                 co_handlers,
                 deadlines,
+                calendar,
+                policy,
                 ..
-            } => self.assign(lead, co_handlers, deadlines, at),
+            } => self.assign(lead, co_handlers, deadlines, calendar, policy.label, at),
             E::AppealTransferred {
                 lead,
                 co_handlers,
                 deadlines,
+                calendar,
+                policy,
                 ..
             } => {
                 self.transfer_count += 1;
-                self.assign(lead, co_handlers, deadlines, at);
+                self.assign(lead, co_handlers, deadlines, calendar, policy.label, at);
             }
             E::AppealDeclined { .. } => {
                 // 退单: back to dispatch, with no department and no deadlines in force.
@@ -239,6 +260,9 @@ impl LedgerRow {
                 self.contact_due = None;
                 self.feedback_due = None;
                 self.resolution_due = None;
+                self.calendar = None;
+                self.sla_policy = None;
+                self.missed_in_force.clear();
                 self.contacted_at = None;
                 self.feedback_at = None;
                 self.extension_pending_days = None;
@@ -258,13 +282,13 @@ impl LedgerRow {
             E::ExtensionApproved { resolution_due, .. } => {
                 self.extension_pending_days = None;
                 self.extension_count += 1;
-                self.resolution_due = Some(resolution_due);
+                self.move_deadline(DeadlineKind::Resolution, resolution_due);
             }
             E::ExtensionRejected { .. } => self.extension_pending_days = None,
             E::ReturnedForRework { resolution_due, .. } => {
                 // 退回重办: the resolution (and the visit that judged it) no longer stands.
                 self.rework_count += 1;
-                self.resolution_due = Some(resolution_due);
+                self.move_deadline(DeadlineKind::Resolution, resolution_due);
                 self.resolved_at = None;
                 self.resolution_outcome = None;
                 self.clear_return_visit();
@@ -313,14 +337,88 @@ impl LedgerRow {
                 push_unique(&mut self.accountability_kinds, kind);
                 push_unique(&mut self.accountability_departments, department);
             }
-            E::DeadlineMissed { which, .. } => push_unique(&mut self.missed_deadlines, which),
+            E::DeadlineMissed { which, due, .. } => {
+                push_unique(&mut self.missed_deadlines, which);
+                if self.due(which) == Some(due) {
+                    push_unique(&mut self.missed_in_force, which);
+                }
+            }
+            E::DeadlinesRecomputed {
+                deadlines,
+                calendar,
+                ..
+            } => {
+                for which in DeadlineKind::ALL {
+                    self.move_deadline(*which, deadlines.due(*which));
+                }
+                self.calendar = Some(calendar);
+            }
         }
         self.next_due = self.deadline_in_force();
+        self.watch_due = self.watch_due();
         self.last_sequence = envelope.sequence;
         self.last_global_position = envelope.global_position;
         self.last_event_at = at;
         self.updated_at = envelope.recorded_at;
         Ok(())
+    }
+
+    fn due(&self, which: DeadlineKind) -> Option<DateTime<Utc>> {
+        match which {
+            DeadlineKind::Contact => self.contact_due,
+            DeadlineKind::Feedback => self.feedback_due,
+            DeadlineKind::Resolution => self.resolution_due,
+        }
+    }
+
+    /// A deadline moved (extension, rework, recomputation): a miss of the old instant no longer
+    /// covers it.
+    fn move_deadline(&mut self, which: DeadlineKind, due: DateTime<Utc>) {
+        if self.due(which) != Some(due) {
+            self.missed_in_force.retain(|k| *k != which);
+        }
+        match which {
+            DeadlineKind::Contact => self.contact_due = Some(due),
+            DeadlineKind::Feedback => self.feedback_due = Some(due),
+            DeadlineKind::Resolution => self.resolution_due = Some(due),
+        }
+    }
+
+    /// The deadlines in force that were not met and are not yet recorded as missed, with their
+    /// due instants (the same rule as the aggregate's `deadline-missed`; see docs/domain.md).
+    pub fn unrecorded_deadlines(&self) -> Vec<(DeadlineKind, DateTime<Utc>)> {
+        use AppealStatus as S;
+        if !matches!(
+            self.status,
+            S::Assigned | S::Resolved | S::ReturnVisited | S::Closed
+        ) {
+            return Vec::new();
+        }
+        DeadlineKind::ALL
+            .iter()
+            .filter_map(|which| {
+                let due = self.due(*which)?;
+                let done_at = match which {
+                    DeadlineKind::Contact => self.contacted_at,
+                    // A resolution is the fullest feedback: it meets the feedback deadline too.
+                    DeadlineKind::Feedback => match (self.feedback_at, self.resolved_at) {
+                        (Some(f), Some(r)) => Some(f.min(r)),
+                        (f, r) => f.or(r),
+                    },
+                    DeadlineKind::Resolution => self.resolved_at,
+                };
+                let met = done_at.is_some_and(|at| at < due);
+                (!met && !self.missed_in_force.contains(which)).then_some((*which, due))
+            })
+            .collect()
+    }
+
+    /// The earliest unrecorded deadline: when the SLA watcher must look at the appeal next.
+    pub fn watch_due(&self) -> Option<DateTime<Utc>> {
+        self.unrecorded_deadlines()
+            .into_iter()
+            .map(|(_, due)| due)
+            .min()
     }
 
     /// The earliest deadline the appeal must still meet: while assigned, contact and initial
@@ -426,6 +524,10 @@ struct LedgerColumns {
     last_global_position: Vec<i64>,
     last_event_at: Vec<DateTime<Utc>>,
     updated_at: Vec<DateTime<Utc>>,
+    calendar: Vec<Option<String>>,
+    sla_policy: Vec<Option<String>>,
+    missed_in_force: Vec<String>,
+    watch_due: Vec<Option<DateTime<Utc>>>,
 }
 
 /// A Postgres array literal of `items`, each quoted (for a `text[]` cast).
@@ -518,6 +620,12 @@ impl From<&[&LedgerRow]> for LedgerColumns {
             c.last_global_position.push(r.last_global_position);
             c.last_event_at.push(r.last_event_at);
             c.updated_at.push(r.updated_at);
+            c.calendar.push(r.calendar.clone());
+            c.sla_policy.push(r.sla_policy.clone());
+            c.missed_in_force.push(array_literal(
+                r.missed_in_force.iter().map(DeadlineKind::as_str),
+            ));
+            c.watch_due.push(r.watch_due);
         }
         c
     }
@@ -576,6 +684,10 @@ impl LedgerColumns {
             .bind(&self.last_global_position)
             .bind(&self.last_event_at)
             .bind(&self.updated_at)
+            .bind(&self.calendar)
+            .bind(&self.sla_policy)
+            .bind(&self.missed_in_force)
+            .bind(&self.watch_due)
     }
 }
 
@@ -668,7 +780,8 @@ SELECT
     r.rework_count, r.transfer_count, r.decline_count, r.supervised, r.supervision_count,
     r.supervision_due, r.next_due, r.accountability_count, r.accountability_kinds::text[],
     r.accountability_departments::text[], r.missed_deadlines::text[], r.last_sequence,
-    r.last_global_position, r.last_event_at, r.updated_at
+    r.last_global_position, r.last_event_at, r.updated_at, r.calendar, r.sla_policy,
+    r.missed_in_force::text[], r.watch_due
 FROM unnest(
     $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
@@ -678,7 +791,8 @@ FROM unnest(
     $29::timestamptz[], $30::timestamptz[], $31::uuid[], $32::integer[], $33::integer[],
     $34::integer[], $35::integer[], $36::boolean[], $37::integer[], $38::timestamptz[],
     $39::timestamptz[], $40::integer[], $41::text[], $42::text[], $43::text[], $44::bigint[],
-    $45::bigint[], $46::timestamptz[], $47::timestamptz[]
+    $45::bigint[], $46::timestamptz[], $47::timestamptz[], $48::text[], $49::text[],
+    $50::text[], $51::timestamptz[]
 ) AS r(
     appeal_id, tracking_number, channel, filer_kind, filer_name, filer_contact_person,
     filer_phone, category, town, complained_unit, description, lead_department, co_handlers,
@@ -688,7 +802,8 @@ FROM unnest(
     closed_at, withdrawn_at, duplicate_of, extension_count, rework_count, transfer_count,
     decline_count, supervised, supervision_count, supervision_due, next_due,
     accountability_count, accountability_kinds, accountability_departments, missed_deadlines,
-    last_sequence, last_global_position, last_event_at, updated_at
+    last_sequence, last_global_position, last_event_at, updated_at, calendar, sla_policy,
+    missed_in_force, watch_due
 )
 ON CONFLICT (appeal_id) DO UPDATE SET
     tracking_number = EXCLUDED.tracking_number,
@@ -736,7 +851,11 @@ ON CONFLICT (appeal_id) DO UPDATE SET
     last_sequence = EXCLUDED.last_sequence,
     last_global_position = EXCLUDED.last_global_position,
     last_event_at = EXCLUDED.last_event_at,
-    updated_at = EXCLUDED.updated_at
+    updated_at = EXCLUDED.updated_at,
+    calendar = EXCLUDED.calendar,
+    sla_policy = EXCLUDED.sla_policy,
+    missed_in_force = EXCLUDED.missed_in_force,
+    watch_due = EXCLUDED.watch_due
 -- Never move a row back to an older state (a safety net: the checkpoint already drops repeats).
 WHERE ledger.last_sequence < EXCLUDED.last_sequence
 "#;

@@ -60,8 +60,23 @@ CREATE TABLE IF NOT EXISTS ledger (
     last_global_position       bigint      NOT NULL,
     last_event_at              timestamptz NOT NULL,
     -- recorded_at of that event (not the wall clock, so a rebuild equals the live projection).
-    updated_at                 timestamptz NOT NULL
+    updated_at                 timestamptz NOT NULL,
+    -- (Columns below were added after the first release; ALTERs at the end add them to older
+    -- tables in the same order, because the upsert relies on the column order.)
+    -- Calendar version the deadlines in force were computed with, and the assignment's policy.
+    calendar                   text,
+    sla_policy                 text,
+    -- Deadline kinds whose current due instant is recorded as missed.
+    missed_in_force            text[]      NOT NULL DEFAULT '{}',
+    -- Earliest deadline in force that is neither met nor recorded missed: the SLA watcher's
+    -- queue (it records the miss once the instant has passed).
+    watch_due                  timestamptz
 );
+
+ALTER TABLE ledger ADD COLUMN IF NOT EXISTS calendar text;
+ALTER TABLE ledger ADD COLUMN IF NOT EXISTS sla_policy text;
+ALTER TABLE ledger ADD COLUMN IF NOT EXISTS missed_in_force text[] NOT NULL DEFAULT '{}';
+ALTER TABLE ledger ADD COLUMN IF NOT EXISTS watch_due timestamptz;
 
 -- Sort orders (keyset pagination: the key, then appeal_id) and the filters, each leading to a
 -- directly ordered scan for the default sort (filed_at).
@@ -79,6 +94,10 @@ CREATE INDEX IF NOT EXISTS ledger_resolved_at ON ledger (resolved_at, appeal_id)
     WHERE resolved_at IS NOT NULL;
 -- Overdue lists: few open appeals among many closed ones.
 CREATE INDEX IF NOT EXISTS ledger_next_due ON ledger (next_due) WHERE next_due IS NOT NULL;
+-- The SLA watcher's queue, and the open appeals a calendar change may move.
+CREATE INDEX IF NOT EXISTS ledger_watch_due ON ledger (watch_due) WHERE watch_due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ledger_assigned_calendar ON ledger (calendar)
+    WHERE status = 'assigned';
 
 -- One row per event of an appeal, for the appeal's history view.
 CREATE TABLE IF NOT EXISTS ledger_timeline (

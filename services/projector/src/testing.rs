@@ -115,6 +115,7 @@ pub fn assigned(lead: &str, co: &[&str], at: DateTime<Utc>) -> AppealEvent {
         co_handlers: co.iter().map(|d| dept(d)).collect(),
         deadlines: deadlines(at),
         calendar: "test".into(),
+        policy: Default::default(),
         at,
     }
 }

@@ -93,6 +93,10 @@ pub const COMMAND_ROLES: &[(&str, &[Role])] = &[
     ("close", &[Role::Supervisor]),
     ("return-visit", &[Role::Evaluator]),
     ("deadline-missed", &[Role::Admin]),
+    ("recompute-deadlines", &[Role::Admin]),
+    ("publish-calendar-year", &[Role::Admin]),
+    ("correct-calendar-date", &[Role::Admin]),
+    ("set-sla-policy", &[Role::Admin]),
 ];
 
 /// Whether `role` may send the command named `command`. Unknown commands are refused.

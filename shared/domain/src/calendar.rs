@@ -67,7 +67,7 @@ pub trait WorkingCalendar: Send + Sync + std::fmt::Debug {
     fn version(&self) -> &str;
 }
 
-fn is_weekend(date: NaiveDate) -> bool {
+pub fn is_weekend(date: NaiveDate) -> bool {
     matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
 }
 
@@ -88,10 +88,11 @@ impl WorkingCalendar for WeekdayCalendar {
 /// Official PRC calendar: weekdays overridden per date by holidays (`off`) and adjusted working
 /// weekends (`work`). Covers an explicit, contiguous range of years; any date outside them is
 /// [`CalendarError::YearNotCovered`], never a guess.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OfficialCalendar {
-    first_year: i32,
-    last_year: i32,
+    /// The years whose official data is known (not necessarily contiguous once published by
+    /// event: a year is covered exactly when its data was published).
+    years: BTreeSet<i32>,
     /// Per-date overrides: `true` = adjusted working day, `false` = public holiday.
     overrides: BTreeMap<NaiveDate, bool>,
     version: String,
@@ -103,7 +104,8 @@ impl OfficialCalendar {
     /// This parses the data on every call; prefer [`official`], which parses it once.
     pub fn embedded() -> Result<Self, CalendarError> {
         let mut calendar = Self::from_csv(EMBEDDED_CSV, "")?;
-        calendar.version = format!("cn-official-{}-{}", calendar.first_year, calendar.last_year);
+        let years = calendar.covered_years();
+        calendar.version = format!("cn-official-{}-{}", years.start(), years.end());
         Ok(calendar)
     }
 
@@ -197,22 +199,80 @@ impl OfficialCalendar {
         }
 
         Ok(Self {
-            first_year,
-            last_year,
+            years,
             overrides,
             version: version.into(),
         })
     }
 
-    /// The years this calendar answers for.
+    /// A calendar that covers no year yet (every date is [`CalendarError::YearNotCovered`]);
+    /// years are added with [`OfficialCalendar::publish_year`].
+    pub fn empty(version: impl Into<String>) -> Self {
+        Self {
+            years: BTreeSet::new(),
+            overrides: BTreeMap::new(),
+            version: version.into(),
+        }
+    }
+
+    /// The smallest range holding every covered year (empty when none is covered: `1..=0`).
     pub fn covered_years(&self) -> RangeInclusive<i32> {
-        self.first_year..=self.last_year
+        match (self.years.first(), self.years.last()) {
+            (Some(&first), Some(&last)) => first..=last,
+            _ => 1..=0,
+        }
+    }
+
+    /// Whether the official data of `year` is known.
+    pub fn covers(&self, year: i32) -> bool {
+        self.years.contains(&year)
+    }
+
+    /// Every covered year, ascending.
+    pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
+        self.years.iter().copied()
+    }
+
+    /// The per-date overrides of one year: `true` = adjusted working day, `false` = holiday.
+    pub fn overrides_in(&self, year: i32) -> impl Iterator<Item = (NaiveDate, bool)> + '_ {
+        // A few dozen overrides per year: a filtered scan is simpler than a checked range.
+        self.overrides
+            .iter()
+            .filter(move |(date, _)| date.year() == year)
+            .map(|(date, working)| (*date, *working))
+    }
+
+    /// Adds a year's official data: `overrides` maps each holiday to `false` and each adjusted
+    /// working weekend to `true`; every other date of the year follows Monday–Friday. The caller
+    /// (the SLA-rules aggregate) has validated the dates.
+    pub fn publish_year(
+        &mut self,
+        year: i32,
+        overrides: impl IntoIterator<Item = (NaiveDate, bool)>,
+    ) {
+        self.years.insert(year);
+        self.overrides
+            .extend(overrides.into_iter().filter(|(d, _)| d.year() == year));
+    }
+
+    /// Sets one date to working (`true`) or not; a date that then agrees with Monday–Friday
+    /// needs no override and is stored without one.
+    pub fn correct_date(&mut self, date: NaiveDate, working: bool) {
+        if working == !is_weekend(date) {
+            self.overrides.remove(&date);
+        } else {
+            self.overrides.insert(date, working);
+        }
+    }
+
+    pub fn set_version(&mut self, version: impl Into<String>) {
+        self.version = version.into();
     }
 }
 
 impl WorkingCalendar for OfficialCalendar {
     fn is_working_day(&self, date: NaiveDate) -> Result<bool, CalendarError> {
-        if !self.covered_years().contains(&date.year()) {
+        if !self.covers(date.year()) {
             return Err(CalendarError::YearNotCovered(date.year()));
         }
         Ok(match self.overrides.get(&date) {

@@ -6,6 +6,7 @@ pub mod assessment;
 pub mod calendar;
 pub mod clock;
 pub mod rates;
+pub mod rules;
 pub mod sla;
 pub mod values;
 

@@ -4,14 +4,17 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::{CalendarError, WorkingCalendar, add_hours, add_working_days};
-use crate::values::DeadlineKind;
+use crate::calendar::{CalendarError, WorkingCalendar, add_working_days};
+use crate::values::{Category, Channel, DeadlineKind};
 
-/// How long each step may take. Defaults are the seeds' "2110".
+/// How long each step may take. Defaults are the seeds' "2110". Also the body of the admin's
+/// "set SLA policy" command, so unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SlaPolicy {
-    /// Clock hours from assignment to first contact (2).
-    pub contact_hours: u32,
+    /// Clock minutes from assignment to first contact (120 = the seeds' 2 hours). Minutes, not
+    /// hours, so a district (or a test) can set a shorter contact window.
+    pub contact_minutes: u32,
     /// Working days from assignment to initial feedback (1).
     pub feedback_working_days: u32,
     /// Working days from assignment to resolution (10).
@@ -29,7 +32,7 @@ pub struct SlaPolicy {
 impl Default for SlaPolicy {
     fn default() -> Self {
         Self {
-            contact_hours: 2,
+            contact_minutes: 120,
             feedback_working_days: 1,
             resolution_working_days: 10,
             rework_working_days: 5,
@@ -37,6 +40,150 @@ impl Default for SlaPolicy {
             max_extension_working_days: 10,
             supervision_working_days: 3,
         }
+    }
+}
+
+impl SlaPolicy {
+    /// The limits an admin may set: every period at least 1 and at most a working year, so a
+    /// typo cannot make deadlines meaningless.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks: [(&str, u32, u32, u32); 7] = [
+            ("contact_minutes", self.contact_minutes, 1, 7 * 24 * 60),
+            ("feedback_working_days", self.feedback_working_days, 1, 250),
+            (
+                "resolution_working_days",
+                self.resolution_working_days,
+                1,
+                250,
+            ),
+            ("rework_working_days", self.rework_working_days, 1, 250),
+            ("max_extensions", self.max_extensions, 0, 10),
+            (
+                "max_extension_working_days",
+                self.max_extension_working_days,
+                1,
+                250,
+            ),
+            (
+                "supervision_working_days",
+                self.supervision_working_days,
+                1,
+                250,
+            ),
+        ];
+        for (field, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(format!(
+                    "{field} must be between {min} and {max}, got {value}"
+                ));
+            }
+        }
+        if self.feedback_working_days > self.resolution_working_days {
+            return Err("feedback_working_days must not exceed resolution_working_days".into());
+        }
+        Ok(())
+    }
+}
+
+/// Which appeals a policy applies to: a channel, a category, both, or neither (the district
+/// default). The most specific scope wins: channel+category, then channel, then category, then
+/// the default.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyScope {
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    #[serde(default)]
+    pub category: Option<Category>,
+}
+
+impl std::fmt::Display for PolicyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let channel = self.channel.map_or("*", |c| c.as_str());
+        let category = self.category.map_or("*", |c| c.as_str());
+        write!(f, "channel={channel},category={category}")
+    }
+}
+
+/// The SLA policies in force: the default plus any scoped ones, each with the rules version
+/// that set it (0 = the built-in "2110" default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<PolicyEntry>", into = "Vec<PolicyEntry>")]
+pub struct PolicyTable {
+    scoped: std::collections::BTreeMap<PolicyScope, (SlaPolicy, u64)>,
+}
+
+/// One scoped policy with the rules version that set it (the serialized form of the table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyEntry {
+    pub scope: PolicyScope,
+    pub policy: SlaPolicy,
+    pub version: u64,
+}
+
+impl From<Vec<PolicyEntry>> for PolicyTable {
+    fn from(entries: Vec<PolicyEntry>) -> Self {
+        let mut table = Self::default();
+        for e in entries {
+            table.set(e.scope, e.policy, e.version);
+        }
+        table
+    }
+}
+
+impl From<PolicyTable> for Vec<PolicyEntry> {
+    fn from(table: PolicyTable) -> Self {
+        table
+            .scoped
+            .into_iter()
+            .map(|(scope, (policy, version))| PolicyEntry {
+                scope,
+                policy,
+                version,
+            })
+            .collect()
+    }
+}
+
+impl PolicyTable {
+    pub fn set(&mut self, scope: PolicyScope, policy: SlaPolicy, version: u64) {
+        self.scoped.insert(scope, (policy, version));
+    }
+
+    /// The policy for an appeal of `channel` and `category`, and a label naming the scope and
+    /// version it came from (recorded in deadline events), e.g. `channel=110,category=*@v9`.
+    pub fn resolve(&self, channel: Channel, category: Category) -> (SlaPolicy, String) {
+        let candidates = [
+            PolicyScope {
+                channel: Some(channel),
+                category: Some(category),
+            },
+            PolicyScope {
+                channel: Some(channel),
+                category: None,
+            },
+            PolicyScope {
+                channel: None,
+                category: Some(category),
+            },
+            PolicyScope::default(),
+        ];
+        for scope in candidates {
+            if let Some((policy, version)) = self.scoped.get(&scope) {
+                return (policy.clone(), format!("{scope}@v{version}"));
+            }
+        }
+        (
+            SlaPolicy::default(),
+            format!("{}@default", PolicyScope::default()),
+        )
+    }
+
+    /// Every scoped policy, most general first.
+    pub fn entries(&self) -> impl Iterator<Item = (&PolicyScope, &SlaPolicy, u64)> {
+        self.scoped.iter().map(|(s, (p, v))| (s, p, *v))
     }
 }
 
@@ -56,7 +203,9 @@ impl Deadlines {
         at: DateTime<Utc>,
     ) -> Result<Self, CalendarError> {
         Ok(Self {
-            contact_due: add_hours(at, policy.contact_hours),
+            contact_due: at
+                .checked_add_signed(Duration::minutes(i64::from(policy.contact_minutes)))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
             feedback_due: add_working_days(calendar, at, policy.feedback_working_days)?,
             resolution_due: add_working_days(calendar, at, policy.resolution_working_days)?,
         })

@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use linkage_auth::AuthError;
+use linkage_domain::rules::RulesError;
 use linkage_domain::{AppealError, ErrorKind};
 use linkage_store::{ExecuteError, StoreError};
 use serde_json::json;
@@ -38,6 +39,9 @@ pub enum ApiError {
     /// Retry later: the database is unreachable or overloaded.
     #[error("{0}")]
     Unavailable(String),
+    /// The client sent more than its rate limit allows; retry after `retry_after` seconds.
+    #[error("too many requests from this client; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -79,6 +83,7 @@ impl ApiError {
                 "unavailable",
                 "Temporarily unavailable",
             ),
+            Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Self::Internal(_) => (
                 S::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -117,6 +122,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let Self::RateLimited { retry_after } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -142,26 +150,31 @@ impl From<StoreError> for ApiError {
 
 impl From<AppealError> for ApiError {
     fn from(e: AppealError) -> Self {
-        let detail = e.to_string();
-        match e.kind() {
-            ErrorKind::NotFound => Self::NotFound(detail),
-            ErrorKind::Forbidden => Self::Forbidden(detail),
-            ErrorKind::Conflict => Self::Conflict {
-                problem: "illegal-transition",
-                detail,
-            },
-            ErrorKind::Invalid => Self::Invalid {
-                field: e.field().map(str::to_owned),
-                detail,
-            },
-        }
+        refused(&e)
     }
 }
 
-impl From<ExecuteError<AppealError>> for ApiError {
-    fn from(e: ExecuteError<AppealError>) -> Self {
+/// A command refused by an aggregate, answered by the kind of refusal.
+pub fn refused<E: Refusal>(e: &E) -> ApiError {
+    let detail = e.to_string();
+    match e.kind() {
+        ErrorKind::NotFound => ApiError::NotFound(detail),
+        ErrorKind::Forbidden => ApiError::Forbidden(detail),
+        ErrorKind::Conflict => ApiError::Conflict {
+            problem: e.conflict_problem(),
+            detail,
+        },
+        ErrorKind::Invalid => ApiError::Invalid {
+            field: e.field().map(str::to_owned),
+            detail,
+        },
+    }
+}
+
+impl<E: Refusal> From<ExecuteError<E>> for ApiError {
+    fn from(e: ExecuteError<E>) -> Self {
         match e {
-            ExecuteError::Rejected(e) => e.into(),
+            ExecuteError::Rejected(e) => refused(&e),
             ExecuteError::Conflict => Self::Conflict {
                 problem: "concurrent-modification",
                 detail: e.to_string(),
@@ -172,5 +185,38 @@ impl From<ExecuteError<AppealError>> for ApiError {
             },
             ExecuteError::Store(e) => e.into(),
         }
+    }
+}
+
+/// An aggregate's refusal of a command: how an API answers it.
+pub trait Refusal: std::error::Error {
+    fn kind(&self) -> ErrorKind;
+    /// The request field the refusal is about, when there is one.
+    fn field(&self) -> Option<&'static str>;
+    /// The problem slug of a conflict.
+    fn conflict_problem(&self) -> &'static str;
+}
+
+impl Refusal for AppealError {
+    fn kind(&self) -> ErrorKind {
+        AppealError::kind(self)
+    }
+    fn field(&self) -> Option<&'static str> {
+        AppealError::field(self)
+    }
+    fn conflict_problem(&self) -> &'static str {
+        "illegal-transition"
+    }
+}
+
+impl Refusal for RulesError {
+    fn kind(&self) -> ErrorKind {
+        RulesError::kind(self)
+    }
+    fn field(&self) -> Option<&'static str> {
+        RulesError::field(self)
+    }
+    fn conflict_problem(&self) -> &'static str {
+        "rules-conflict"
     }
 }

@@ -6,6 +6,7 @@ pub mod events;
 pub mod execute;
 pub mod hash;
 pub mod idempotency;
+pub mod rules;
 pub mod testing;
 pub mod tracking;
 pub mod verify;

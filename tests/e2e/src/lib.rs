@@ -8,10 +8,9 @@ use chrono::{DateTime, Utc};
 use linkage_auth::{Role, TokenKeys};
 use linkage_command_api::{AppState, HttpConfig};
 use linkage_domain::AppealServices;
-use linkage_domain::calendar;
 use linkage_domain::clock::FixedClock;
-use linkage_domain::sla::SlaPolicy;
 use linkage_store::PgEventStore;
+use linkage_store::rules::LiveRules;
 use linkage_store::testing::TestDatabase;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -78,14 +77,17 @@ pub async fn spawn_app() -> TestApp {
     let keys = TokenKeys::hs256(TEST_SECRET).expect("test key");
     let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let nats_addr = linkage_command_api::health::nats_addr(&nats_url).expect("NATS_URL");
+    let rules = LiveRules::load(db.pool.clone(), clock.clone())
+        .await
+        .expect("SLA rules");
     let state = Arc::new(AppState {
         pool: db.pool.clone(),
         store: PgEventStore::new(db.pool.clone()),
         services: AppealServices {
             clock: clock.clone(),
-            calendar: Arc::new(calendar::official().clone()),
-            policy: SlaPolicy::default(),
+            rules: rules.clone(),
         },
+        rules,
         keys: keys.clone(),
         nats_addr,
     });

@@ -109,7 +109,7 @@ async fn a_full_lifecycle_is_recorded_with_positions_tx_ids_and_a_verifying_hash
     assert_eq!(deadlines["resolution_due"], "2026-03-16T16:00:00Z");
     assert_eq!(
         rows[1].get::<Value, _>("payload")["calendar"],
-        "cn-official-2020-2026"
+        "calendar-v7"
     );
 
     let metadata: Value = rows[2].get("metadata");

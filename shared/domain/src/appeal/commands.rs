@@ -66,6 +66,8 @@ pub enum AppealCommand {
     RecordAccountability(RecordAccountability),
     /// Recorded by the SLA watcher when a deadline passes unmet.
     RecordDeadlineMissed(RecordDeadlineMissed),
+    /// Sent for open appeals after the calendar changed: records new deadlines if they moved.
+    RecomputeDeadlines(RecomputeDeadlines),
 }
 
 impl AppealCommand {
@@ -90,6 +92,7 @@ impl AppealCommand {
             Self::Supervise(_) => "supervise",
             Self::RecordAccountability(_) => "accountability",
             Self::RecordDeadlineMissed(_) => "deadline-missed",
+            Self::RecomputeDeadlines(_) => "recompute-deadlines",
         }
     }
 }
@@ -246,4 +249,12 @@ pub struct RecordAccountability {
 #[serde(deny_unknown_fields)]
 pub struct RecordDeadlineMissed {
     pub which: DeadlineKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecomputeDeadlines {
+    /// Why, in addition to the calendar change itself (e.g. the correction's notice).
+    #[serde(default)]
+    pub note: Option<LongText>,
 }

@@ -8,11 +8,33 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::commands::Filer;
-use crate::sla::Deadlines;
+use crate::sla::{Deadlines, PolicyScope, SlaPolicy};
 use crate::values::{
     AccountabilityKind, Category, Channel, ContactMethod, DeadlineKind, DepartmentId, LongText,
     ResolutionOutcome, Satisfaction, ShortText, TrackingNumber,
 };
+
+/// The SLA policy a deadline was computed with: its label (scope and rules version) and its terms,
+/// so a replay or an audit never needs the policy table of the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedPolicy {
+    pub label: String,
+    pub terms: SlaPolicy,
+}
+
+impl Default for AppliedPolicy {
+    /// Events recorded before policies were data carry no policy: they used the built-in "2110".
+    fn default() -> Self {
+        Self {
+            label: format!("{}@default", PolicyScope::default()),
+            terms: SlaPolicy::default(),
+        }
+    }
+}
+
+fn default_rework_days() -> u32 {
+    SlaPolicy::default().rework_working_days
+}
 
 /// What a return visit found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +65,8 @@ pub enum AppealEvent {
         co_handlers: Vec<DepartmentId>,
         deadlines: Deadlines,
         calendar: String,
+        #[serde(default)]
+        policy: AppliedPolicy,
         at: DateTime<Utc>,
     },
     AppealTransferred {
@@ -52,6 +76,8 @@ pub enum AppealEvent {
         reason: LongText,
         deadlines: Deadlines,
         calendar: String,
+        #[serde(default)]
+        policy: AppliedPolicy,
         at: DateTime<Utc>,
     },
     AppealDeclined {
@@ -96,6 +122,9 @@ pub enum AppealEvent {
     },
     ReturnedForRework {
         reason: LongText,
+        /// Working days the rework gets (from the assignment's policy).
+        #[serde(default = "default_rework_days")]
+        working_days: u32,
         resolution_due: DateTime<Utc>,
         calendar: String,
         at: DateTime<Utc>,
@@ -134,6 +163,16 @@ pub enum AppealEvent {
         due: DateTime<Utc>,
         at: DateTime<Utc>,
     },
+    /// The calendar changed under an open appeal: its working-day deadlines computed again from
+    /// the same starting instants and policy with the new calendar (old → new, and why).
+    DeadlinesRecomputed {
+        previous: Deadlines,
+        deadlines: Deadlines,
+        previous_calendar: String,
+        calendar: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl AppealEvent {
@@ -158,6 +197,7 @@ impl AppealEvent {
             Self::AppealSupervised { .. } => "AppealSupervised",
             Self::AccountabilityRecorded { .. } => "AccountabilityRecorded",
             Self::DeadlineMissed { .. } => "DeadlineMissed",
+            Self::DeadlinesRecomputed { .. } => "DeadlinesRecomputed",
         }
     }
 
@@ -181,7 +221,8 @@ impl AppealEvent {
             | Self::AppealMarkedDuplicate { at, .. }
             | Self::AppealSupervised { at, .. }
             | Self::AccountabilityRecorded { at, .. }
-            | Self::DeadlineMissed { at, .. } => *at,
+            | Self::DeadlineMissed { at, .. }
+            | Self::DeadlinesRecomputed { at, .. } => *at,
         }
     }
 }

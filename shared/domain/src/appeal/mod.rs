@@ -20,8 +20,9 @@ pub use events::*;
 
 use crate::calendar::{CalendarError, WorkingCalendar, add_working_days};
 use crate::clock::Clock;
+use crate::rules::{FixedRules, Rulebook, RulesSource};
 use crate::sla::{Deadlines, SlaPolicy, extend_deadline};
-use crate::values::{DeadlineKind, DepartmentId, TrackingNumber};
+use crate::values::{Category, Channel, DeadlineKind, DepartmentId, TrackingNumber};
 
 /// Where an appeal is in its lifecycle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -161,12 +162,72 @@ impl AppealError {
     }
 }
 
-/// What the aggregate needs from outside: time, the working-day calendar and the SLA policy.
+/// What the aggregate needs from outside: time, and the SLA rules in force (the working-day
+/// calendar and the policies), read once per command.
 #[derive(Debug, Clone)]
 pub struct AppealServices {
     pub clock: Arc<dyn Clock>,
-    pub calendar: Arc<dyn WorkingCalendar>,
+    pub rules: Arc<dyn RulesSource>,
+}
+
+impl AppealServices {
+    /// Services with rules that never change: one calendar, one policy for every appeal.
+    pub fn fixed(
+        clock: Arc<dyn Clock>,
+        calendar: Arc<dyn WorkingCalendar>,
+        policy: SlaPolicy,
+    ) -> Self {
+        Self {
+            clock,
+            rules: Arc::new(FixedRules(Arc::new(Rulebook::fixed(calendar, policy)))),
+        }
+    }
+}
+
+/// What the current working-day deadlines were computed from, so they can be computed again when
+/// the calendar changes: the assignment instant and policy, a rework's restart, the extensions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadlineBasis {
+    pub assigned_at: DateTime<Utc>,
     pub policy: SlaPolicy,
+    /// The calendar version the deadlines in force were last computed with.
+    pub calendar: String,
+    /// A rework restarts the resolution period: when, and for how many working days.
+    pub rework: Option<(DateTime<Utc>, u32)>,
+    /// Extensions approved since the assignment or the last rework, in order (working days).
+    pub extensions: Vec<u32>,
+}
+
+impl DeadlineBasis {
+    /// The deadlines these starting points give under `calendar` (the contact deadline is clock
+    /// time and never moves).
+    pub fn compute(
+        &self,
+        contact_due: DateTime<Utc>,
+        calendar: &dyn WorkingCalendar,
+    ) -> Result<Deadlines, CalendarError> {
+        let feedback_due = add_working_days(
+            calendar,
+            self.assigned_at,
+            self.policy.feedback_working_days,
+        )?;
+        let mut resolution_due = match self.rework {
+            Some((at, days)) => add_working_days(calendar, at, days)?,
+            None => add_working_days(
+                calendar,
+                self.assigned_at,
+                self.policy.resolution_working_days,
+            )?,
+        };
+        for days in &self.extensions {
+            resolution_due = extend_deadline(calendar, resolution_due, *days)?;
+        }
+        Ok(Deadlines {
+            contact_due,
+            feedback_due,
+            resolution_due,
+        })
+    }
 }
 
 /// The state an appeal's events add up to: only what the rules need.
@@ -174,12 +235,16 @@ pub struct AppealServices {
 pub struct Appeal {
     pub id: Option<Uuid>,
     pub tracking_number: Option<TrackingNumber>,
+    /// Channel and category choose the SLA policy of an assignment.
+    pub channel: Option<Channel>,
+    pub category: Option<Category>,
     pub status: AppealStatus,
     pub lead: Option<DepartmentId>,
     pub co_handlers: Vec<DepartmentId>,
     /// Every department that was ever lead or co-handler (accountability may name any of them).
     pub involved: BTreeSet<DepartmentId>,
     pub deadlines: Option<Deadlines>,
+    pub basis: Option<DeadlineBasis>,
     /// When each step of the current assignment happened: a step after its deadline still
     /// leaves the deadline missed.
     pub contacted_at: Option<DateTime<Utc>>,
@@ -252,6 +317,22 @@ impl Appeal {
         })
     }
 
+    /// The policy of the current assignment, else the one the rules give this appeal now.
+    fn policy(&self, rules: &Rulebook) -> SlaPolicy {
+        match &self.basis {
+            Some(basis) => basis.policy.clone(),
+            None => self.policy_for_assignment(rules).terms,
+        }
+    }
+
+    fn policy_for_assignment(&self, rules: &Rulebook) -> AppliedPolicy {
+        let (terms, label) = match (self.channel, self.category) {
+            (Some(channel), Some(category)) => rules.policies.resolve(channel, category),
+            _ => return AppliedPolicy::default(),
+        };
+        AppliedPolicy { label, terms }
+    }
+
     fn require_before_resolution_due(&self, now: DateTime<Utc>) -> Result<(), AppealError> {
         let due = self.deadlines().resolution_due;
         if now < due {
@@ -272,8 +353,10 @@ impl Appeal {
         use AppealStatus as S;
 
         let now = services.clock.now();
-        let calendar = services.calendar.version().to_owned();
-        let policy = &services.policy;
+        let rules = services.rules.current();
+        let working_calendar = rules.calendar.as_ref();
+        let calendar = working_calendar.version().to_owned();
+        let policy = &self.policy(&rules);
         let event = match command {
             C::File {
                 appeal_id,
@@ -298,11 +381,13 @@ impl Appeal {
             C::Assign(body) => {
                 self.require_status(command, &[S::Filed])?;
                 check_co_handlers(&body.lead, &body.co_handlers)?;
+                let policy = self.policy_for_assignment(&rules);
                 E::AppealAssigned {
                     lead: body.lead.clone(),
                     co_handlers: body.co_handlers.clone(),
-                    deadlines: Deadlines::for_assignment(policy, services.calendar.as_ref(), now)?,
+                    deadlines: Deadlines::for_assignment(&policy.terms, working_calendar, now)?,
                     calendar,
+                    policy,
                     at: now,
                 }
             }
@@ -316,13 +401,15 @@ impl Appeal {
                         reason: format!("the appeal is already led by {from}"),
                     });
                 }
+                let policy = self.policy_for_assignment(&rules);
                 E::AppealTransferred {
                     from,
                     lead: body.lead.clone(),
                     co_handlers: body.co_handlers.clone(),
                     reason: body.reason.clone(),
-                    deadlines: Deadlines::for_assignment(policy, services.calendar.as_ref(), now)?,
+                    deadlines: Deadlines::for_assignment(&policy.terms, working_calendar, now)?,
                     calendar,
+                    policy,
                     at: now,
                 }
             }
@@ -411,7 +498,7 @@ impl Appeal {
                 E::ExtensionApproved {
                     working_days: days,
                     previous_resolution_due: previous,
-                    resolution_due: extend_deadline(services.calendar.as_ref(), previous, days)?,
+                    resolution_due: extend_deadline(working_calendar, previous, days)?,
                     calendar,
                     note: body.note.clone(),
                     at: now,
@@ -432,8 +519,9 @@ impl Appeal {
                 self.require_status(command, &[S::Resolved, S::ReturnVisited])?;
                 E::ReturnedForRework {
                     reason: body.reason.clone(),
+                    working_days: policy.rework_working_days,
                     resolution_due: add_working_days(
-                        services.calendar.as_ref(),
+                        working_calendar,
                         now,
                         policy.rework_working_days,
                     )?,
@@ -491,7 +579,7 @@ impl Appeal {
                 }
                 E::AppealSupervised {
                     note: body.note.clone(),
-                    due: add_working_days(services.calendar.as_ref(), now, days)?,
+                    due: add_working_days(working_calendar, now, days)?,
                     calendar,
                     at: now,
                 }
@@ -530,7 +618,11 @@ impl Appeal {
                 let due = self.deadlines().due(which);
                 let done_at = match which {
                     DeadlineKind::Contact => self.contacted_at,
-                    DeadlineKind::Feedback => self.feedback_at,
+                    // A resolution is the fullest feedback: it meets the feedback deadline too.
+                    DeadlineKind::Feedback => match (self.feedback_at, self.resolved_at) {
+                        (Some(f), Some(r)) => Some(f.min(r)),
+                        (f, r) => f.or(r),
+                    },
                     DeadlineKind::Resolution => self.resolved_at,
                 };
                 // A deadline is an exclusive end: a step at the due instant is late.
@@ -552,6 +644,33 @@ impl Appeal {
                 E::DeadlineMissed {
                     which,
                     due,
+                    at: now,
+                }
+            }
+            C::RecomputeDeadlines(body) => {
+                self.require_status(command, &[S::Assigned])?;
+                let (Some(basis), Some(previous)) = (&self.basis, self.deadlines) else {
+                    return Err(self.illegal(command));
+                };
+                if basis.calendar == calendar {
+                    return Ok(vec![]);
+                }
+                let deadlines = basis.compute(previous.contact_due, working_calendar)?;
+                if deadlines == previous {
+                    // The change does not touch this appeal's deadlines: nothing to record.
+                    return Ok(vec![]);
+                }
+                let mut reason = format!("calendar changed from {} to {calendar}", basis.calendar);
+                if let Some(note) = &body.note {
+                    reason.push_str(": ");
+                    reason.push_str(note.as_str());
+                }
+                E::DeadlinesRecomputed {
+                    previous,
+                    deadlines,
+                    previous_calendar: basis.calendar.clone(),
+                    calendar,
+                    reason,
                     at: now,
                 }
             }
@@ -638,24 +757,40 @@ impl Aggregate for Appeal {
             E::AppealFiled {
                 appeal_id,
                 tracking_number,
+                channel,
+                category,
                 ..
             } => {
                 self.id = Some(appeal_id);
                 self.tracking_number = Some(tracking_number);
+                self.channel = Some(channel);
+                self.category = Some(category);
                 self.status = S::Filed;
             }
             E::AppealAssigned {
                 lead,
                 co_handlers,
                 deadlines,
-                ..
+                calendar,
+                policy,
+                at,
             }
             | E::AppealTransferred {
                 lead,
                 co_handlers,
                 deadlines,
+                calendar,
+                policy,
+                at,
                 ..
             } => {
+                self.basis = Some(DeadlineBasis {
+                    assigned_at: at,
+                    policy: policy.terms,
+                    calendar,
+                    rework: None,
+                    extensions: Vec::new(),
+                });
                 self.involved.insert(lead.clone());
                 self.involved.extend(co_handlers.iter().cloned());
                 self.lead = Some(lead);
@@ -671,6 +806,7 @@ impl Aggregate for Appeal {
                 self.lead = None;
                 self.co_handlers.clear();
                 self.deadlines = None;
+                self.basis = None;
                 self.contacted_at = None;
                 self.feedback_at = None;
                 self.resolved_at = None;
@@ -687,17 +823,35 @@ impl Aggregate for Appeal {
             E::ExtensionRequested { working_days, .. } => {
                 self.pending_extension_days = Some(working_days);
             }
-            E::ExtensionApproved { resolution_due, .. } => {
+            E::ExtensionApproved {
+                working_days,
+                resolution_due,
+                ..
+            } => {
                 self.pending_extension_days = None;
                 self.extensions_granted += 1;
                 if let Some(d) = self.deadlines.as_mut() {
                     d.resolution_due = resolution_due;
                 }
+                // The basis keeps the assignment's calendar version: deadlines computed with
+                // mixed versions are recomputed (to the same or new values) on the next change.
+                if let Some(basis) = self.basis.as_mut() {
+                    basis.extensions.push(working_days);
+                }
             }
             E::ExtensionRejected { .. } => self.pending_extension_days = None,
-            E::ReturnedForRework { resolution_due, .. } => {
+            E::ReturnedForRework {
+                working_days,
+                resolution_due,
+                at,
+                ..
+            } => {
                 if let Some(d) = self.deadlines.as_mut() {
                     d.resolution_due = resolution_due;
+                }
+                if let Some(basis) = self.basis.as_mut() {
+                    basis.rework = Some((at, working_days));
+                    basis.extensions.clear();
                 }
                 self.resolved_at = None;
                 self.unreachable_visits = 0;
@@ -712,6 +866,16 @@ impl Aggregate for Appeal {
             E::AppealMarkedDuplicate { .. } => self.status = S::Duplicate,
             E::AppealSupervised { .. } | E::AccountabilityRecorded { .. } => {}
             E::DeadlineMissed { which, due, .. } => self.missed.push((which, due)),
+            E::DeadlinesRecomputed {
+                deadlines,
+                calendar,
+                ..
+            } => {
+                self.deadlines = Some(deadlines);
+                if let Some(basis) = self.basis.as_mut() {
+                    basis.calendar = calendar;
+                }
+            }
         }
     }
 }

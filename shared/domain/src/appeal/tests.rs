@@ -18,11 +18,11 @@ use cqrs_es::{Aggregate, DomainEvent};
 use uuid::Uuid;
 
 use super::{
-    Appeal, AppealCommand, AppealError, AppealEvent, AppealServices, AppealStatus,
-    ApproveExtension, AssignAppeal, CloseAppeal, DeclineAppeal, ErrorKind, FileAppeal, Filer,
-    GiveInitialFeedback, MarkDuplicate, RecordAccountability, RecordContact, RecordDeadlineMissed,
-    RecordReturnVisit, RejectExtension, RequestExtension, ResolveAppeal, ReturnForRework,
-    ReturnVisitResult, SuperviseAppeal, TransferAppeal, WithdrawAppeal,
+    Appeal, AppealCommand, AppealError, AppealEvent, AppealServices, AppealStatus, AppliedPolicy,
+    ApproveExtension, AssignAppeal, CloseAppeal, DeadlineBasis, DeclineAppeal, ErrorKind,
+    FileAppeal, Filer, GiveInitialFeedback, MarkDuplicate, RecordAccountability, RecordContact,
+    RecordDeadlineMissed, RecordReturnVisit, RejectExtension, RequestExtension, ResolveAppeal,
+    ReturnForRework, ReturnVisitResult, SuperviseAppeal, TransferAppeal, WithdrawAppeal,
 };
 use crate::calendar::{CalendarError, WeekdayCalendar, official};
 use crate::clock::FixedClock;
@@ -188,19 +188,20 @@ fn filer() -> Filer {
 
 /// The weekday calendar, the default policy and a clock stopped at `now`.
 fn services_at(now: &str) -> AppealServices {
-    AppealServices {
-        clock: Arc::new(FixedClock::new(t(now))),
-        calendar: Arc::new(WeekdayCalendar),
-        policy: SlaPolicy::default(),
-    }
+    AppealServices::fixed(
+        Arc::new(FixedClock::new(t(now))),
+        Arc::new(WeekdayCalendar),
+        SlaPolicy::default(),
+    )
 }
 
 /// The official PRC calendar, the default policy and a clock stopped at `now`.
 fn official_services_at(now: &str) -> AppealServices {
-    AppealServices {
-        calendar: Arc::new(official().clone()),
-        ..services_at(now)
-    }
+    AppealServices::fixed(
+        Arc::new(FixedClock::new(t(now))),
+        Arc::new(official().clone()),
+        SlaPolicy::default(),
+    )
 }
 
 /// A given/when/then test whose command runs at `now`.
@@ -476,6 +477,7 @@ fn assigned_at(lead: &str, co: &[&str], at: &str, deadlines: Deadlines) -> Appea
         co_handlers: depts(co),
         deadlines,
         calendar: WEEKDAYS.into(),
+        policy: AppliedPolicy::default(),
         at: t(at),
     }
 }
@@ -494,6 +496,7 @@ fn transferred(from: &str, lead: &str, co: &[&str]) -> AppealEvent {
         reason: parse(TRANSFER_REASON),
         deadlines: deadlines_later(),
         calendar: WEEKDAYS.into(),
+        policy: AppliedPolicy::default(),
         at: t(LATER),
     }
 }
@@ -562,6 +565,7 @@ fn extension_rejected(at: &str) -> AppealEvent {
 fn returned_for_rework(due: &str, at: &str) -> AppealEvent {
     AppealEvent::ReturnedForRework {
         reason: parse(REWORK_REASON),
+        working_days: 5,
         resolution_due: t(due),
         calendar: WEEKDAYS.into(),
         at: t(at),
@@ -770,6 +774,7 @@ fn assign_counts_working_days_on_the_official_calendar() {
                 "2026-10-20T16:00:00Z",
             ),
             calendar: "cn-official-2020-2026".into(),
+            policy: AppliedPolicy::default(),
             at: t(AT),
         }]);
 }
@@ -1982,11 +1987,11 @@ fn a_resolution_after_its_deadline_is_still_a_missed_deadline() {
 #[test]
 fn a_full_lifecycle_adds_up_to_a_closed_appeal() {
     let clock = Arc::new(FixedClock::new(t(FILED_AT)));
-    let services = AppealServices {
-        clock: clock.clone(),
-        calendar: Arc::new(WeekdayCalendar),
-        policy: SlaPolicy::default(),
-    };
+    let services = AppealServices::fixed(
+        clock.clone(),
+        Arc::new(WeekdayCalendar),
+        SlaPolicy::default(),
+    );
     let steps = [
         (FILED_AT, file(), filed()),
         (NOW, assign(LEAD, &[CO]), assigned(LEAD, &[CO])),
@@ -2020,11 +2025,20 @@ fn a_full_lifecycle_adds_up_to_a_closed_appeal() {
         Appeal {
             id: Some(appeal_id()),
             tracking_number: Some(tracking_number()),
+            channel: Some(Channel::EnterpriseWhistle),
+            category: Some(Category::Infrastructure),
             status: S::Closed,
             lead: Some(dept(LEAD)),
             co_handlers: depts(&[CO]),
             involved: depts(&[LEAD, CO]).into_iter().collect(),
             deadlines: Some(deadlines_now()),
+            basis: Some(DeadlineBasis {
+                assigned_at: t(NOW),
+                policy: SlaPolicy::default(),
+                calendar: WEEKDAYS.into(),
+                rework: None,
+                extensions: vec![],
+            }),
             contacted_at: Some(t(CONTACTED_AT)),
             feedback_at: Some(t(FEEDBACK_AT)),
             resolved_at: Some(t(RESOLVED_AT)),
@@ -2207,4 +2221,141 @@ fn event_payloads_use_the_wire_names_of_values() {
             "at": "2026-03-04T02:00:00Z",
         })
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// SLA rules as data: policy per channel/category, recomputing after a calendar change
+// ---------------------------------------------------------------------------------------------
+
+/// Monday–Friday in 2026, except the dates given as days off; labelled like the rules do.
+fn calendar_with_days_off(label: &str, off: &[&str]) -> Arc<dyn crate::calendar::WorkingCalendar> {
+    let mut calendar = crate::calendar::OfficialCalendar::empty(label);
+    calendar.publish_year(
+        2026,
+        off.iter()
+            .map(|d| (d.parse::<chrono::NaiveDate>().unwrap(), false)),
+    );
+    Arc::new(calendar)
+}
+
+fn recompute() -> AppealCommand {
+    AppealCommand::RecomputeDeadlines(super::RecomputeDeadlines::default())
+}
+
+#[test]
+fn recompute_moves_deadlines_a_new_day_off_touches() {
+    // given an assignment at Mon 03-02 computed with Monday–Friday ("weekdays"), extended by 3
+    // working days to Thu 03-19; when Wed 03-11 becomes a day off (calendar-v9), then feedback
+    // (Tue 03-03) stays, the resolution period ends a working day later: Tue 3 … Fri 13 has one
+    // working day less, so the 10th is Tue 03-17, and the 3-day extension counts Wed 18, Thu 19,
+    // Fri 20 → 24:00 Fri 03-20 local.
+    let services = AppealServices::fixed(
+        Arc::new(FixedClock::new(t(LATER))),
+        calendar_with_days_off("calendar-v9", &["2026-03-11"]),
+        SlaPolicy::default(),
+    );
+    let new = deadlines(CONTACT_DUE, FEEDBACK_DUE, "2026-03-20T16:00:00Z");
+    TestFramework::<Appeal>::with(services)
+        .given(story_extended())
+        .when(recompute())
+        .then_expect_events(vec![AppealEvent::DeadlinesRecomputed {
+            previous: deadlines(CONTACT_DUE, FEEDBACK_DUE, EXTENDED_DUE),
+            deadlines: new,
+            previous_calendar: WEEKDAYS.into(),
+            calendar: "calendar-v9".into(),
+            reason: "calendar changed from weekdays to calendar-v9".into(),
+            at: t(LATER),
+        }]);
+}
+
+#[test]
+fn recompute_records_nothing_when_the_change_misses_the_appeal() {
+    // A day off after every deadline of the appeal changes none of them.
+    let services = AppealServices::fixed(
+        Arc::new(FixedClock::new(t(LATER))),
+        calendar_with_days_off("calendar-v9", &["2026-05-01"]),
+        SlaPolicy::default(),
+    );
+    TestFramework::<Appeal>::with(services)
+        .given(story_extended())
+        .when(recompute())
+        .then_expect_events(vec![]);
+    // Nor with the same calendar version the deadlines were computed with.
+    test_at(LATER)
+        .given(story_extended())
+        .when(recompute())
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn recompute_after_rework_restarts_from_the_rework() {
+    // Rework at Fri 03-13 + 5 working days = Fri 03-20 under weekdays; with Wed 03-18 off it
+    // becomes Mon 03-23.
+    let mut given = story_visited();
+    given.push(returned_for_rework(REWORK_DUE, REWORK_AT));
+    let services = AppealServices::fixed(
+        Arc::new(FixedClock::new(t("2026-03-16T02:00:00Z"))),
+        calendar_with_days_off("calendar-v9", &["2026-03-18"]),
+        SlaPolicy::default(),
+    );
+    let events = TestFramework::<Appeal>::with(services)
+        .given(given)
+        .when(recompute())
+        .inspect_result()
+        .unwrap();
+    let [AppealEvent::DeadlinesRecomputed { deadlines, .. }] = events.as_slice() else {
+        panic!("expected one DeadlinesRecomputed, got {events:?}");
+    };
+    assert_eq!(deadlines.resolution_due, t("2026-03-23T16:00:00Z"));
+    // feedback of the original assignment: Tue 03-03 is still a working day
+    assert_eq!(deadlines.feedback_due, t(FEEDBACK_DUE));
+}
+
+#[test]
+fn recompute_is_only_for_appeals_being_handled() {
+    let err = run(LATER, vec![filed()], recompute()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+}
+
+#[test]
+fn assignment_uses_the_policy_of_the_appeals_channel_and_records_it() {
+    use crate::rules::{FixedRules, Rulebook};
+    use crate::sla::PolicyScope;
+    let fast = SlaPolicy {
+        contact_minutes: 30,
+        feedback_working_days: 2,
+        ..SlaPolicy::default()
+    };
+    let mut rules = Rulebook::fixed(Arc::new(WeekdayCalendar), SlaPolicy::default());
+    rules.policies.set(
+        PolicyScope {
+            channel: Some(Channel::EnterpriseWhistle),
+            category: None,
+        },
+        fast.clone(),
+        12,
+    );
+    let services = AppealServices {
+        clock: Arc::new(FixedClock::new(t(NOW))),
+        rules: Arc::new(FixedRules(Arc::new(rules))),
+    };
+    TestFramework::<Appeal>::with(services)
+        .given(vec![filed()])
+        .when(assign(LEAD, &[]))
+        .then_expect_events(vec![AppealEvent::AppealAssigned {
+            lead: dept(LEAD),
+            co_handlers: vec![],
+            // 01:00Z + 30 min; feedback: Tue 3, Wed 4 → 24:00 Wed local
+            deadlines: deadlines(
+                "2026-03-02T01:30:00Z",
+                "2026-03-04T16:00:00Z",
+                RESOLUTION_DUE,
+            ),
+            calendar: WEEKDAYS.into(),
+            policy: AppliedPolicy {
+                label: "channel=enterprise_whistle,category=*@v12".into(),
+                terms: fast,
+            },
+            at: t(NOW),
+        }]);
 }
