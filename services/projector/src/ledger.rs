@@ -413,6 +413,23 @@ impl LedgerRow {
             .collect()
     }
 
+    /// The deadlines still owed while the appeal is being handled, each with the instant its
+    /// allowed time started (the assignment): contact and feedback until given, resolution.
+    pub fn open_deadlines(&self) -> Vec<(DeadlineKind, DateTime<Utc>, DateTime<Utc>)> {
+        let (AppealStatus::Assigned, Some(start)) = (self.status, self.assigned_at) else {
+            return Vec::new();
+        };
+        let owed = [
+            (DeadlineKind::Contact, self.contacted_at.is_none()),
+            (DeadlineKind::Feedback, self.feedback_at.is_none()),
+            (DeadlineKind::Resolution, true),
+        ];
+        owed.into_iter()
+            .filter(|(_, owed)| *owed)
+            .filter_map(|(which, _)| Some((which, start, self.due(which)?)))
+            .collect()
+    }
+
     /// The earliest unrecorded deadline: when the SLA watcher must look at the appeal next.
     pub fn watch_due(&self) -> Option<DateTime<Utc>> {
         self.unrecorded_deadlines()

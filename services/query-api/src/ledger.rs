@@ -11,6 +11,7 @@ use axum::routing::get;
 use chrono::{DateTime, SecondsFormat, Utc};
 use linkage_auth::Principal;
 use linkage_domain::AppealStatus;
+use linkage_domain::sla::{LightPolicy, TrafficLight};
 use linkage_domain::values::{Category, Channel, DepartmentId, TrackingNumber};
 use linkage_http::error::ApiError;
 use linkage_http::extract::Caller;
@@ -255,12 +256,27 @@ fn db_error(context: &str, e: sqlx::Error) -> ApiError {
 
 /// A row as a caller may see it: the phone masked unless the role calls filers, plus the
 /// `overdue` flag.
-fn item(row: &LedgerRow, caller: &Principal, now: DateTime<Utc>) -> Result<Value, ApiError> {
+fn item(
+    row: &LedgerRow,
+    caller: &Principal,
+    now: DateTime<Utc>,
+    lights: &LightPolicy,
+) -> Result<Value, ApiError> {
     let mut v = serde_json::to_value(row).map_err(|e| ApiError::Internal(e.into()))?;
     if !sees_phone(caller.role) {
         v["filer_phone"] = json!(row.filer_phone.masked());
     }
     v["overdue"] = json!(is_overdue(row, now));
+    // 红绿灯 of each deadline still owed.
+    let lights: serde_json::Map<String, Value> = row
+        .open_deadlines()
+        .into_iter()
+        .map(|(which, start, due)| {
+            let light = TrafficLight::of_deadline(which, start, due, now, lights);
+            (which.as_str().to_owned(), json!(light))
+        })
+        .collect();
+    v["lights"] = Value::Object(lights);
     Ok(v)
 }
 
@@ -387,7 +403,7 @@ async fn list(
     });
     let items = rows
         .iter()
-        .map(|r| item(r, &caller, now))
+        .map(|r| item(r, &caller, now, &ctx.config.lights))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({
         "items": items,
@@ -472,7 +488,7 @@ async fn detail(
     .map_err(|e| db_error("reading an appeal's timeline", e))?;
     let timeline: Vec<TimelineRow> = timeline.into_iter().map(|t| t.0).collect();
     Ok(Json(json!({
-        "appeal": item(&row, &caller, Utc::now())?,
+        "appeal": item(&row, &caller, Utc::now(), &ctx.config.lights)?,
         "timeline": timeline,
         "stale": stale,
         "freshness": freshness(pool).await?,

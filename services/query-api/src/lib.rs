@@ -6,6 +6,7 @@
 //! Routes: `GET /api/v1/ledger`, `GET /api/v1/appeals/{id}`, `GET /healthz`, `GET /readyz`.
 
 pub mod access;
+pub mod alerts;
 pub mod health;
 pub mod ledger;
 mod params;
@@ -42,6 +43,8 @@ pub struct QueryConfig {
     pub request_timeout: Duration,
     /// How long `GET /api/v1/appeals/{id}?min_position=N` waits for the ledger to catch up.
     pub read_your_writes_wait: Duration,
+    /// When open deadlines turn yellow (red is always "passed").
+    pub lights: linkage_domain::sla::LightPolicy,
 }
 
 impl Default for QueryConfig {
@@ -50,6 +53,7 @@ impl Default for QueryConfig {
             body_limit: 16 * 1024,
             request_timeout: Duration::from_secs(30),
             read_your_writes_wait: Duration::from_secs(5),
+            lights: linkage_domain::sla::LightPolicy::default(),
         }
     }
 }
@@ -76,6 +80,7 @@ pub fn router(state: Arc<QueryState>, config: &QueryConfig) -> Router {
     };
     let app = Router::new()
         .merge(ledger::routes())
+        .merge(alerts::routes())
         .merge(health::routes())
         .with_state(ctx);
     linkage_http::with_common_layers(app, config.body_limit, config.request_timeout)

@@ -230,6 +230,24 @@ pub fn extend_deadline(
     add_working_days(calendar, due - Duration::seconds(1), n)
 }
 
+/// When a deadline turns yellow (configurable per deployment).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LightPolicy {
+    /// Yellow once at most this share (0–1) of the allowed time is left (default 0.25).
+    pub yellow_share: f64,
+    /// Also yellow on the last working day of a working-day deadline (default true).
+    pub last_working_day: bool,
+}
+
+impl Default for LightPolicy {
+    fn default() -> Self {
+        Self {
+            yellow_share: 0.25,
+            last_working_day: true,
+        }
+    }
+}
+
 /// 红绿灯: how close an open deadline is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -248,6 +266,28 @@ impl TrafficLight {
             Self::Green => "green",
             Self::Yellow => "yellow",
             Self::Red => "red",
+        }
+    }
+
+    /// The light of an open deadline under `policy`: [`TrafficLight::at`], and also yellow on
+    /// the last working day of a working-day deadline (feedback, resolution) when
+    /// `policy.last_working_day` is set. A working-day deadline ends at 24:00 local, and
+    /// Asia/Shanghai has no daylight saving, so its last day is the 24 hours before `due`.
+    pub fn of_deadline(
+        which: DeadlineKind,
+        start: DateTime<Utc>,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+        policy: &LightPolicy,
+    ) -> Self {
+        let light = Self::at(start, due, now, policy.yellow_share);
+        let last_day = policy.last_working_day
+            && which != DeadlineKind::Contact
+            && now >= due - Duration::hours(24);
+        if light == Self::Green && last_day {
+            Self::Yellow
+        } else {
+            light
         }
     }
 
@@ -279,6 +319,56 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn working_day_deadlines_turn_yellow_on_their_last_day() {
+        // Resolution assigned Mon 03-02 09:00 local, due 24:00 Mon 03-16 local (16:00Z): the last
+        // 25% of 14.6 days starts Wed 03-13 ~07:00Z, the last day at 16:00Z on 03-15.
+        let (start, due) = (t("2026-03-02T01:00:00Z"), t("2026-03-16T16:00:00Z"));
+        let policy = LightPolicy {
+            yellow_share: 0.0,
+            last_working_day: true,
+        };
+        let light =
+            |now| TrafficLight::of_deadline(DeadlineKind::Resolution, start, due, t(now), &policy);
+        assert_eq!(light("2026-03-15T15:59:59Z"), TrafficLight::Green);
+        assert_eq!(light("2026-03-15T16:00:00Z"), TrafficLight::Yellow);
+        assert_eq!(light("2026-03-16T16:00:00Z"), TrafficLight::Red);
+        // the last-day rule does not apply to the clock-hour contact deadline
+        let contact = TrafficLight::of_deadline(
+            DeadlineKind::Contact,
+            start,
+            t("2026-03-02T03:00:00Z"),
+            t("2026-03-02T02:00:00Z"),
+            &policy,
+        );
+        assert_eq!(contact, TrafficLight::Green);
+        // with the rule off, only the share counts
+        let share_only = LightPolicy {
+            yellow_share: 0.25,
+            last_working_day: false,
+        };
+        assert_eq!(
+            TrafficLight::of_deadline(
+                DeadlineKind::Resolution,
+                start,
+                due,
+                t("2026-03-15T16:00:00Z"),
+                &share_only
+            ),
+            TrafficLight::Yellow
+        );
+        assert_eq!(
+            TrafficLight::of_deadline(
+                DeadlineKind::Resolution,
+                start,
+                due,
+                t("2026-03-12T00:00:00Z"),
+                &share_only
+            ),
+            TrafficLight::Green
+        );
     }
 
     #[test]
