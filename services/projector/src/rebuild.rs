@@ -58,7 +58,8 @@ pub struct ProjectionStatus {
     pub behind: Option<i64>,
 }
 
-const EVENT_COLUMNS: &str = "event_id, global_position, tx_id::text::bigint AS tx_id, \
+/// The columns of `events` that make an [`Envelope`] (see [`envelope_from_row`]).
+pub const EVENT_COLUMNS: &str = "event_id, global_position, tx_id::text::bigint AS tx_id, \
      aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at, payload, \
      metadata, encode(hash, 'hex') AS hash, encode(prev_hash, 'hex') AS prev_hash";
 
@@ -95,13 +96,27 @@ pub async fn rebuild_with(
     chunk_size: usize,
     progress: impl Fn(u64, u64),
 ) -> Result<RebuildSummary, ProjectionError> {
+    rebuild_until(pool, projection, chunk_size, None, progress).await
+}
+
+/// [`rebuild_with`], folding only the events recorded at or before `until` (`recorded_at <=
+/// until`) when given: the projection as it stood then. For the audit's replay, which points the
+/// pool's `search_path` at a scratch schema holding the projection's tables and its own
+/// `projection_checkpoints`.
+pub async fn rebuild_until(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    chunk_size: usize,
+    until: Option<DateTime<Utc>>,
+    progress: impl Fn(u64, u64),
+) -> Result<RebuildSummary, ProjectionError> {
     let started = Instant::now();
     let name = projection.name();
     let order = projection.rebuild_order();
     let chunk_size = chunk_size.max(1);
     create_tables(pool, projection).await?;
 
-    let (horizon, total) = horizon_and_total(pool).await?;
+    let (horizon, total) = horizon_and_total(pool, until).await?;
     let total = total as u64;
 
     // Start: mark the rebuild (the live runner waits), empty the tables, drop their secondary
@@ -127,9 +142,14 @@ pub async fn rebuild_with(
             RebuildOrder::Global => "tx_id, global_position",
             RebuildOrder::PerAggregate => "aggregate_type, aggregate_id, sequence",
         };
+        let until_clause = if until.is_some() {
+            "AND recorded_at <= $2"
+        } else {
+            ""
+        };
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE tx_id < $1::bigint::text::xid8 \
-             ORDER BY {order_by}"
+             {until_clause} ORDER BY {order_by}"
         ));
         // In a transaction only to scope `jit = off`: compiling this one long scan costs more
         // than it saves.
@@ -151,7 +171,11 @@ pub async fn rebuild_with(
                 .await;
             return;
         }
-        let mut rows = sqlx::query(sql).bind(horizon).fetch(&mut *read_tx);
+        let mut query = sqlx::query(sql).bind(horizon);
+        if let Some(until) = until {
+            query = query.bind(until);
+        }
+        let mut rows = query.fetch(&mut *read_tx);
         let mut chunk: Vec<Envelope> = Vec::with_capacity(chunk_size);
         let mut last: Option<Position> = None;
         loop {
@@ -290,8 +314,12 @@ pub async fn rebuild_with(
     Ok(summary)
 }
 
-/// The horizon the rebuild reads up to, and how many events lie below it.
-async fn horizon_and_total(pool: &PgPool) -> Result<(i64, i64), ProjectionError> {
+/// The horizon the rebuild reads up to, and how many events lie below it (recorded at or
+/// before `until`, when given).
+async fn horizon_and_total(
+    pool: &PgPool,
+    until: Option<DateTime<Utc>>,
+) -> Result<(i64, i64), ProjectionError> {
     let mut tx = pool
         .begin()
         .await
@@ -305,12 +333,15 @@ async fn horizon_and_total(pool: &PgPool) -> Result<(i64, i64), ProjectionError>
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| ProjectionError::db("reading the transaction horizon", e))?;
-    let total: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE tx_id < $1::bigint::text::xid8")
-            .bind(horizon)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| ProjectionError::db("counting the events to rebuild from", e))?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE tx_id < $1::bigint::text::xid8 \
+           AND ($2::timestamptz IS NULL OR recorded_at <= $2)",
+    )
+    .bind(horizon)
+    .bind(until)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| ProjectionError::db("counting the events to rebuild from", e))?;
     tx.commit()
         .await
         .map_err(|e| ProjectionError::db("finishing the event count", e))?;
@@ -465,8 +496,8 @@ async fn drop_secondary_indexes(
     Ok(indexes.len())
 }
 
-/// An events-table row (selected with the rebuild's column list) as the relay would publish it.
-fn envelope_from_row(row: &PgRow) -> Result<Envelope, ProjectionError> {
+/// An events-table row (selected with [`EVENT_COLUMNS`]) as the relay would publish it.
+pub fn envelope_from_row(row: &PgRow) -> Result<Envelope, ProjectionError> {
     let get = |e: sqlx::Error| ProjectionError::db("decoding an events row", e);
     Ok(Envelope {
         envelope_version: ENVELOPE_VERSION,

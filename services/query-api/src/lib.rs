@@ -1,12 +1,14 @@
-//! Linkage's query API: the read side over HTTP. Reads only the projections' tables (never the
-//! event store), scoped per role (handlers see their own department's appeals) and with the
-//! filer's phone masked for roles that do not call filers. The thin `main` is the `linkage`
+//! Linkage's query API: the read side over HTTP. Reads only the projections' tables (the
+//! auditor's reads alone go to the event store), scoped per role (handlers see their own
+//! department's appeals) and with the filer's phone masked for roles that do not call filers. The thin `main` is the `linkage`
 //! binary (`linkage query-api`, or inside `linkage run`).
 //!
-//! Routes: `GET /api/v1/ledger`, `GET /api/v1/appeals/{id}`, `GET /healthz`, `GET /readyz`.
+//! Routes: `GET /api/v1/ledger`, `GET /api/v1/appeals/{id}`, `GET /healthz`, `GET /readyz`,
+//! and the auditor's `GET /api/v1/audit/events` and `GET /api/v1/audit/appeals/{id}`.
 
 pub mod access;
 pub mod alerts;
+pub mod audit;
 pub mod health;
 pub mod ledger;
 mod params;
@@ -81,6 +83,7 @@ pub fn router(state: Arc<QueryState>, config: &QueryConfig) -> Router {
     let app = Router::new()
         .merge(ledger::routes())
         .merge(alerts::routes())
+        .merge(audit::routes())
         .merge(health::routes())
         .with_state(ctx);
     linkage_http::with_common_layers(app, config.body_limit, config.request_timeout)

@@ -1,0 +1,728 @@
+//! `linkage audit verify`: re-checks the whole history from what is stored.
+//!
+//! Two passes, each one server-side cursor in constant memory, run at once:
+//!
+//! - **Streams** (primary-key order): every event's hash is recomputed from its content and its
+//!   stored `prev_hash` (`linkage_store::hash::event_hash`), sequences must run 1, 2, 3… and each
+//!   `prev_hash` must be the previous event's hash. The first bad event of each stream is named;
+//!   the rest of that stream is skipped.
+//! - **Global chain** (publication order `(tx_id, global_position)`): the relay's chain
+//!   (`linkage_relay::chain_step`) is recomputed over the stored event hashes and compared with
+//!   every anchor in `relay_anchors` and with the relay checkpoint. This catches what a stream
+//!   cannot show about itself: its last events deleted, or a stream rewritten consistently
+//!   (every hash recomputed), or events moved in the global order.
+//!
+//! What each finding means, with examples, is in docs/audit.md.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use linkage_projector::Position;
+use linkage_relay::{Anchor, chain_step, load_anchors};
+use linkage_store::hash::{HashedFields, event_hash};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::AuditError;
+
+const VERIFY_STREAMS: &str = include_str!("verify_streams.sql");
+const VERIFY_CHAIN: &str = include_str!("verify_chain.sql");
+const RELAY_CHECKPOINT: &str = include_str!("relay_checkpoint.sql");
+const EVENT_REFS: &str = include_str!("event_refs.sql");
+
+/// Findings kept per pass; the rest are only counted (memory stays bounded on a wrecked log).
+pub const MAX_FINDINGS: usize = 1000;
+
+const PROGRESS_EVERY: u64 = 16_384;
+
+/// Which event a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRef {
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub global_position: i64,
+    pub tx_id: i64,
+}
+
+impl fmt::Display for EventRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "event {} ({} {} #{}, global position {}, tx {})",
+            self.event_id,
+            self.aggregate_type,
+            self.aggregate_id,
+            self.sequence,
+            self.global_position,
+            self.tx_id
+        )
+    }
+}
+
+/// Something the stored history does not agree with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    /// The event's hash does not match its content and its stored `prev_hash`: its payload,
+    /// metadata, type, time, sequence or hash was changed in place.
+    Edited { event: EventRef },
+    /// Sequences `first_missing..=last_missing` of a stream are not stored (deleted): the stream
+    /// jumps from `first_missing - 1` to `next`.
+    Missing {
+        aggregate_type: String,
+        aggregate_id: String,
+        first_missing: i64,
+        last_missing: i64,
+        next: EventRef,
+    },
+    /// The event's `prev_hash` is not the hash of the event stored before it, and its own hash
+    /// does not verify either: it was moved (reordered) or rewritten.
+    Unlinked { event: EventRef },
+    /// The event matches its own hash, but that hash is not the one its successor chained to:
+    /// the event was rewritten and its hash recomputed (forged).
+    ForgedHash {
+        event: EventRef,
+        successor: EventRef,
+    },
+    /// The global chain over an anchor's run of events (`first..=last` in publication order)
+    /// does not give the hash (or the event count) the relay recorded: an event in the run was
+    /// changed, removed, added or moved, even if its stream verifies.
+    AnchorMismatch {
+        /// Events in the whole chain through the run's end (the anchor's key).
+        anchor_chain_length: i64,
+        first: Position,
+        last: Position,
+        first_event: Option<EventRef>,
+        last_event: Option<EventRef>,
+        expected_events: i64,
+        found_events: i64,
+    },
+    /// The last event of an anchor's run is not stored (deleted or moved).
+    AnchorEventMissing {
+        anchor_chain_length: i64,
+        position: Position,
+    },
+    /// The global chain through the relay checkpoint does not match it (the events after the
+    /// last anchor were changed, or the checkpoint's last event is gone).
+    CheckpointMismatch {
+        position: Position,
+        expected_events: i64,
+        found_events: i64,
+    },
+}
+
+impl Finding {
+    /// Where the finding sits in the global order: the event it names (for a run of the global
+    /// chain, its end, so that a stream finding inside the run comes first).
+    pub fn place(&self) -> (i64, i64) {
+        let of = |e: &EventRef| (e.tx_id, e.global_position);
+        let at = |p: &Position| (p.tx_id, p.global_position);
+        match self {
+            Self::Edited { event } | Self::Unlinked { event } | Self::ForgedHash { event, .. } => {
+                of(event)
+            }
+            Self::Missing { next, .. } => of(next),
+            Self::AnchorMismatch { last, .. } => at(last),
+            Self::AnchorEventMissing { position, .. }
+            | Self::CheckpointMismatch { position, .. } => at(position),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Edited { event } => {
+                write!(f, "{event}: its content does not match its hash (edited)")
+            }
+            Self::Missing {
+                aggregate_type,
+                aggregate_id,
+                first_missing,
+                last_missing,
+                next,
+            } => {
+                let which = if first_missing == last_missing {
+                    format!("#{first_missing} is")
+                } else {
+                    format!("#{first_missing}..#{last_missing} are")
+                };
+                write!(
+                    f,
+                    "{aggregate_type} {aggregate_id}: event {which} missing (deleted); the \
+                     stream goes on with {next}"
+                )
+            }
+            Self::Unlinked { event } => write!(
+                f,
+                "{event}: does not chain to the event stored before it (moved or rewritten)"
+            ),
+            Self::ForgedHash { event, successor } => write!(
+                f,
+                "{event}: its hash was recomputed after a change (forged): {successor} chained \
+                 to a different hash"
+            ),
+            Self::AnchorMismatch {
+                anchor_chain_length,
+                first,
+                last,
+                first_event,
+                expected_events,
+                found_events,
+                ..
+            } => {
+                write!(
+                    f,
+                    "global chain anchor #{anchor_chain_length} (events {first} to {last}) does \
+                     not match: an event in that run was changed, removed, added or moved \
+                     ({found_events} events found, {expected_events} recorded)"
+                )?;
+                if let Some(e) = first_event {
+                    write!(f, "; the run starts with {e}")?;
+                }
+                Ok(())
+            }
+            Self::AnchorEventMissing {
+                anchor_chain_length,
+                position,
+            } => write!(
+                f,
+                "global chain anchor #{anchor_chain_length}: its last event {position} is not \
+                 stored (deleted or moved)"
+            ),
+            Self::CheckpointMismatch {
+                position,
+                expected_events,
+                found_events,
+            } => write!(
+                f,
+                "the global chain through the relay checkpoint {position} does not match it \
+                 ({found_events} events found, {expected_events} published)"
+            ),
+        }
+    }
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// `true` when nothing was found.
+    pub ok: bool,
+    /// Events whose stream hash chain was checked (all of them).
+    pub events: u64,
+    pub streams: u64,
+    /// Anchors checked against the recomputed global chain.
+    pub anchors: u64,
+    /// Events covered by the global chain (published by the relay, through its checkpoint).
+    pub chained_events: i64,
+    /// Findings in global order (at most [`MAX_FINDINGS`] per pass); the first names the first
+    /// bad event.
+    pub findings: Vec<Finding>,
+    /// Findings beyond those kept.
+    pub findings_omitted: u64,
+    #[serde(serialize_with = "serialize_secs")]
+    pub elapsed: Duration,
+}
+
+impl VerifyReport {
+    pub fn first(&self) -> Option<&Finding> {
+        self.findings.first()
+    }
+}
+
+pub(crate) fn serialize_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Verifies every stream's hash chain and the relay's global chain. `progress(done, total)` is
+/// called as events are checked (`total` when `count_first`).
+pub async fn verify(
+    pool: &PgPool,
+    count_first: bool,
+    progress: &dyn Fn(u64, Option<u64>),
+) -> Result<VerifyReport, AuditError> {
+    let started = Instant::now();
+    let total = if count_first {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(pool)
+            .await
+            .map_err(|e| AuditError::db("counting the events to verify", e))?;
+        Some(n as u64)
+    } else {
+        None
+    };
+    progress(0, total);
+    // The global chain runs on its own task (and connection) while this one checks streams.
+    let mut chain = AbortOnDrop(tokio::spawn(verify_global_chain(pool.clone())));
+    let streams = verify_streams(pool, total, progress).await?;
+    let chain = (&mut chain.0)
+        .await
+        .map_err(|e| AuditError::Task(format!("the global chain check stopped: {e}")))??;
+    let mut findings = streams.findings;
+    findings.extend(resolve(pool, chain.findings).await?);
+    findings.sort_by_key(Finding::place);
+    let report = VerifyReport {
+        ok: findings.is_empty() && streams.omitted == 0 && chain.omitted == 0,
+        events: streams.events,
+        streams: streams.streams,
+        anchors: chain.anchors,
+        chained_events: chain.chained_events,
+        findings,
+        findings_omitted: streams.omitted + chain.omitted,
+        elapsed: started.elapsed(),
+    };
+    progress(report.events, Some(report.events));
+    Ok(report)
+}
+
+/// What the stream pass found.
+struct StreamsOutcome {
+    events: u64,
+    streams: u64,
+    findings: Vec<Finding>,
+    omitted: u64,
+}
+
+/// One stored event, borrowed from its row.
+struct Stored<'r> {
+    aggregate_type: &'r str,
+    aggregate_id: &'r str,
+    sequence: i64,
+    event_id: Uuid,
+    event_type: &'r str,
+    event_version: &'r str,
+    payload: Value,
+    metadata: Value,
+    recorded_at: DateTime<Utc>,
+    prev_hash: Option<&'r [u8]>,
+    hash: &'r [u8],
+    global_position: i64,
+    tx_id: i64,
+}
+
+impl<'r> Stored<'r> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_id: row.try_get("event_id")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+            recorded_at: row.try_get("recorded_at")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+            global_position: row.try_get("global_position")?,
+            tx_id: row.try_get("tx_id")?,
+        })
+    }
+
+    fn event_ref(&self) -> EventRef {
+        EventRef {
+            event_id: self.event_id,
+            aggregate_type: self.aggregate_type.to_owned(),
+            aggregate_id: self.aggregate_id.to_owned(),
+            sequence: self.sequence,
+            global_position: self.global_position,
+            tx_id: self.tx_id,
+        }
+    }
+
+    /// The hash of this event chained to `prev`.
+    fn hash_after(&self, prev: Option<&[u8]>) -> Vec<u8> {
+        event_hash(
+            prev,
+            &HashedFields {
+                event_id: self.event_id,
+                aggregate_type: self.aggregate_type,
+                aggregate_id: self.aggregate_id,
+                sequence: self.sequence,
+                event_type: self.event_type,
+                event_version: self.event_version,
+                payload: &self.payload,
+                metadata: &self.metadata,
+                recorded_at: self.recorded_at,
+            },
+        )
+    }
+}
+
+/// The last good event of the stream being checked.
+struct Previous {
+    event: EventRef,
+    hash: Vec<u8>,
+}
+
+/// Walks events stream by stream, in sequence order, and names the first bad event of each
+/// stream.
+#[derive(Default)]
+struct StreamChecker {
+    aggregate_type: String,
+    aggregate_id: String,
+    streams: u64,
+    previous: Option<Previous>,
+    /// The stream already has a finding: the rest of it is not checked.
+    broken: bool,
+}
+
+impl StreamChecker {
+    fn check(&mut self, e: &Stored<'_>) -> Option<Finding> {
+        if self.streams == 0
+            || e.aggregate_id != self.aggregate_id
+            || e.aggregate_type != self.aggregate_type
+        {
+            self.streams += 1;
+            e.aggregate_type.clone_into(&mut self.aggregate_type);
+            e.aggregate_id.clone_into(&mut self.aggregate_id);
+            self.previous = None;
+            self.broken = false;
+        }
+        if self.broken {
+            return None;
+        }
+        let finding = self.finding(e);
+        if finding.is_some() {
+            self.broken = true;
+            self.previous = None;
+        } else {
+            let event = match self.previous.take() {
+                // Reuse the allocations: only the numbers change within a stream.
+                Some(Previous { mut event, .. }) => {
+                    event.event_id = e.event_id;
+                    event.sequence = e.sequence;
+                    event.global_position = e.global_position;
+                    event.tx_id = e.tx_id;
+                    event
+                }
+                None => e.event_ref(),
+            };
+            self.previous = Some(Previous {
+                event,
+                hash: e.hash.to_vec(),
+            });
+        }
+        finding
+    }
+
+    fn finding(&self, e: &Stored<'_>) -> Option<Finding> {
+        let expected = self.previous.as_ref().map_or(1, |p| p.event.sequence + 1);
+        if e.sequence != expected {
+            return Some(Finding::Missing {
+                aggregate_type: e.aggregate_type.to_owned(),
+                aggregate_id: e.aggregate_id.to_owned(),
+                first_missing: expected,
+                last_missing: e.sequence - 1,
+                next: e.event_ref(),
+            });
+        }
+        let prev_hash = self.previous.as_ref().map(|p| p.hash.as_slice());
+        if e.prev_hash != prev_hash {
+            // Whom to blame: if this event matches its own stored `prev_hash`, that link is
+            // authentic and the event before it is the one whose hash changed.
+            return Some(match &self.previous {
+                Some(p) if e.hash_after(e.prev_hash) == e.hash => Finding::ForgedHash {
+                    event: p.event.clone(),
+                    successor: e.event_ref(),
+                },
+                _ => Finding::Unlinked {
+                    event: e.event_ref(),
+                },
+            });
+        }
+        (e.hash_after(prev_hash) != e.hash).then(|| Finding::Edited {
+            event: e.event_ref(),
+        })
+    }
+}
+
+async fn verify_streams(
+    pool: &PgPool,
+    total: Option<u64>,
+    progress: &dyn Fn(u64, Option<u64>),
+) -> Result<StreamsOutcome, AuditError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| AuditError::db("acquiring a connection to verify streams", e))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| AuditError::db("beginning the stream check", e))?;
+    // One long scan: compiling it costs more than it saves; and walk the primary key rather
+    // than sorting the whole table.
+    sqlx::raw_sql("SET LOCAL jit = off; SET LOCAL enable_sort = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| AuditError::db("configuring the stream check", e))?;
+    let mut rows = sqlx::query(VERIFY_STREAMS).fetch(&mut *tx);
+    let mut checker = StreamChecker::default();
+    let mut outcome = StreamsOutcome {
+        events: 0,
+        streams: 0,
+        findings: Vec::new(),
+        omitted: 0,
+    };
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| AuditError::db("reading events to verify", e))?
+    {
+        let stored =
+            Stored::from_row(&row).map_err(|e| AuditError::db("decoding an events row", e))?;
+        if let Some(finding) = checker.check(&stored) {
+            if outcome.findings.len() < MAX_FINDINGS {
+                outcome.findings.push(finding);
+            } else {
+                outcome.omitted += 1;
+            }
+        }
+        outcome.events += 1;
+        if outcome.events.is_multiple_of(PROGRESS_EVERY) {
+            progress(outcome.events, total);
+        }
+    }
+    drop(rows);
+    tx.commit()
+        .await
+        .map_err(|e| AuditError::db("finishing the stream check", e))?;
+    outcome.streams = checker.streams;
+    Ok(outcome)
+}
+
+/// A finding of the global chain, its events named by position only (resolved afterwards).
+enum ChainFinding {
+    AnchorMismatch {
+        anchor: Anchor,
+        found_events: i64,
+    },
+    AnchorEventMissing(Anchor),
+    CheckpointMismatch {
+        position: Position,
+        expected_events: i64,
+        found_events: i64,
+    },
+}
+
+struct ChainOutcome {
+    anchors: u64,
+    chained_events: i64,
+    findings: Vec<ChainFinding>,
+    omitted: u64,
+}
+
+/// The relay checkpoint: `None` before the relay published anything.
+async fn relay_checkpoint(pool: &PgPool) -> Result<Option<(Position, Vec<u8>, i64)>, AuditError> {
+    let row: Option<(i64, i64, Option<Vec<u8>>, i64)> = sqlx::query_as(RELAY_CHECKPOINT)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| AuditError::db("reading the relay checkpoint", e))?;
+    Ok(row.and_then(|(tx_id, global_position, chain_hash, count)| {
+        chain_hash.filter(|_| count > 0).map(|hash| {
+            (
+                Position {
+                    tx_id,
+                    global_position,
+                },
+                hash,
+                count,
+            )
+        })
+    }))
+}
+
+/// Recomputes the relay's global chain and compares it with each anchor, resynchronising on
+/// the anchor after a mismatch so that later runs are judged on their own.
+async fn verify_global_chain(pool: PgPool) -> Result<ChainOutcome, AuditError> {
+    // Anchors and checkpoint first: everything they cover was committed before the scan starts.
+    let anchors = load_anchors(&pool).await?;
+    let checkpoint = relay_checkpoint(&pool).await?;
+    let mut outcome = ChainOutcome {
+        anchors: 0,
+        chained_events: 0,
+        findings: Vec::new(),
+        omitted: 0,
+    };
+    let Some((through, checkpoint_hash, published)) = checkpoint else {
+        return Ok(outcome);
+    };
+    let push = |outcome: &mut ChainOutcome, f: ChainFinding| {
+        if outcome.findings.len() < MAX_FINDINGS {
+            outcome.findings.push(f);
+        } else {
+            outcome.omitted += 1;
+        }
+    };
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| AuditError::db("acquiring a connection to verify the global chain", e))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| AuditError::db("beginning the global chain check", e))?;
+    sqlx::query("SET LOCAL jit = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| AuditError::db("configuring the global chain check", e))?;
+    let mut rows = sqlx::query(VERIFY_CHAIN)
+        .bind(through.tx_id)
+        .bind(through.global_position)
+        .fetch(&mut *tx);
+    let mut pending = anchors.into_iter().peekable();
+    let mut chain: Option<Vec<u8>> = None;
+    let mut count: i64 = 0;
+    // Events in the chain before the current anchor's run.
+    let mut run_start: i64 = 0;
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| AuditError::db("reading events to verify the global chain", e))?
+    {
+        let tx_id: i64 = row.get("tx_id");
+        let global_position: i64 = row.get("global_position");
+        let hash: &[u8] = row.get("hash");
+        let here = (tx_id, global_position);
+        // Anchors whose last event should have come before this one: it is gone.
+        while let Some(a) = pending.next_if(|a| (a.to_tx_id, a.to_position) < here) {
+            count = a.chain_length;
+            chain = Some(a.chain_hash.clone());
+            run_start = count;
+            outcome.anchors += 1;
+            push(&mut outcome, ChainFinding::AnchorEventMissing(a));
+        }
+        chain = Some(chain_step(chain.as_deref(), hash, global_position, tx_id));
+        count += 1;
+        if let Some(a) = pending.next_if(|a| (a.to_tx_id, a.to_position) == here) {
+            outcome.anchors += 1;
+            if count != a.chain_length || chain.as_deref() != Some(a.chain_hash.as_slice()) {
+                let found_events = count - run_start;
+                // Judge the next run on its own: start from what the relay recorded.
+                count = a.chain_length;
+                chain = Some(a.chain_hash.clone());
+                push(
+                    &mut outcome,
+                    ChainFinding::AnchorMismatch {
+                        anchor: a,
+                        found_events,
+                    },
+                );
+            }
+            run_start = count;
+        }
+    }
+    drop(rows);
+    tx.commit()
+        .await
+        .map_err(|e| AuditError::db("finishing the global chain check", e))?;
+    for a in pending {
+        outcome.anchors += 1;
+        push(&mut outcome, ChainFinding::AnchorEventMissing(a));
+    }
+    if count != published || chain.as_deref() != Some(checkpoint_hash.as_slice()) {
+        push(
+            &mut outcome,
+            ChainFinding::CheckpointMismatch {
+                position: through,
+                expected_events: published,
+                found_events: count,
+            },
+        );
+    }
+    outcome.chained_events = published;
+    Ok(outcome)
+}
+
+/// Names the events of the global chain's findings.
+async fn resolve(pool: &PgPool, findings: Vec<ChainFinding>) -> Result<Vec<Finding>, AuditError> {
+    let positions: Vec<i64> = findings
+        .iter()
+        .flat_map(|f| match f {
+            ChainFinding::AnchorMismatch { anchor, .. } => {
+                vec![anchor.from_position, anchor.to_position]
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    let refs: Vec<EventRef> = if positions.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query(EVENT_REFS)
+            .bind(&positions)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| AuditError::db("naming the events of global chain findings", e))?
+            .iter()
+            .map(|r| EventRef {
+                event_id: r.get("event_id"),
+                aggregate_type: r.get("aggregate_type"),
+                aggregate_id: r.get("aggregate_id"),
+                sequence: r.get("sequence"),
+                global_position: r.get("global_position"),
+                tx_id: r.get("tx_id"),
+            })
+            .collect()
+    };
+    // Only an event still at the recorded place in the order is the anchor's event.
+    let at = |tx_id: i64, global_position: i64| {
+        refs.iter()
+            .find(|r| r.global_position == global_position && r.tx_id == tx_id)
+            .cloned()
+    };
+    Ok(findings
+        .into_iter()
+        .map(|f| match f {
+            ChainFinding::AnchorMismatch {
+                anchor,
+                found_events,
+            } => Finding::AnchorMismatch {
+                anchor_chain_length: anchor.chain_length,
+                first: Position {
+                    tx_id: anchor.from_tx_id,
+                    global_position: anchor.from_position,
+                },
+                last: Position {
+                    tx_id: anchor.to_tx_id,
+                    global_position: anchor.to_position,
+                },
+                first_event: at(anchor.from_tx_id, anchor.from_position),
+                last_event: at(anchor.to_tx_id, anchor.to_position),
+                expected_events: anchor.event_count,
+                found_events,
+            },
+            ChainFinding::AnchorEventMissing(anchor) => Finding::AnchorEventMissing {
+                anchor_chain_length: anchor.chain_length,
+                position: Position {
+                    tx_id: anchor.to_tx_id,
+                    global_position: anchor.to_position,
+                },
+            },
+            ChainFinding::CheckpointMismatch {
+                position,
+                expected_events,
+                found_events,
+            } => Finding::CheckpointMismatch {
+                position,
+                expected_events,
+                found_events,
+            },
+        })
+        .collect())
+}
+
+/// Aborts the task when dropped, so an early return does not leave a scan running.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,6 @@
+-- Every event, stream after stream, each in sequence order (the primary key's order, so one
+-- index scan and constant memory), with everything its hash covers.
+SELECT aggregate_type, aggregate_id, sequence, event_id, event_type, event_version, payload,
+       metadata, recorded_at, prev_hash, hash, global_position, tx_id::text::bigint AS tx_id
+FROM events
+ORDER BY aggregate_type, aggregate_id, sequence
