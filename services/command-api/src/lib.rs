@@ -1,6 +1,7 @@
 //! Linkage's command API: authenticates callers, parses commands, runs them on the `Appeal`
 //! aggregate and appends the events to Postgres. The thin `main` is the `linkage` binary.
 
+pub mod assessment;
 pub mod health;
 pub mod routes;
 pub mod rules;
@@ -60,6 +61,7 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
     let app = Router::new()
         .merge(routes::command_routes())
         .merge(rules::rules_routes())
+        .merge(assessment::assessment_routes())
         .merge(health::routes())
         .with_state(state);
     linkage_http::with_common_layers(app, config.body_limit, config.request_timeout)

@@ -12,10 +12,14 @@
 //! before it are dropped, and every batch is checked against the events table so that no event
 //! between the checkpoint and the batch was skipped (see [`checkpoint`]).
 
+pub mod assessment;
 pub mod checkpoint;
+pub mod complaints;
 pub mod ledger;
+pub mod rates;
 pub mod rebuild;
 pub mod runner;
+pub mod style;
 pub mod testing;
 
 use std::fmt;
@@ -74,7 +78,13 @@ pub enum RebuildOrder {
 
 /// Every projection Linkage has, for `linkage run` / `linkage projector`.
 pub fn all_projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(Ledger)]
+    vec![
+        Arc::new(Ledger),
+        Arc::new(rates::Rates),
+        Arc::new(style::Style),
+        Arc::new(assessment::Assessment),
+        Arc::new(complaints::Complaints),
+    ]
 }
 
 /// Finds a projection by name, for `linkage projections rebuild <name>`.

@@ -28,7 +28,7 @@ impl Scope {
                 .clone()
                 .map(Self::Department)
                 .ok_or_else(|| ApiError::Forbidden("the token names no department".into())),
-            Role::Admin => Err(ApiError::Forbidden(format!(
+            Role::Admin | Role::Enterprise => Err(ApiError::Forbidden(format!(
                 "the role {} may not read appeals",
                 caller.role
             ))),

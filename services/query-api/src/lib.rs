@@ -9,9 +9,13 @@
 pub mod access;
 pub mod alerts;
 pub mod audit;
+pub mod complaints;
 pub mod health;
 pub mod ledger;
 mod params;
+pub mod rankings;
+pub mod rates;
+pub mod style;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +86,10 @@ pub fn router(state: Arc<QueryState>, config: &QueryConfig) -> Router {
     };
     let app = Router::new()
         .merge(ledger::routes())
+        .merge(rates::routes())
+        .merge(rankings::routes())
+        .merge(style::routes())
+        .merge(complaints::routes())
         .merge(alerts::routes())
         .merge(audit::routes())
         .merge(health::routes())

@@ -26,6 +26,8 @@ pub enum Role {
     Auditor,
     /// The people who run Linkage; also the identity of the SLA watcher.
     Admin,
+    /// A market entity (市场主体) scoring departments online (作风评议); reads nothing.
+    Enterprise,
 }
 
 impl Role {
@@ -37,6 +39,7 @@ impl Role {
         Role::Analyst,
         Role::Auditor,
         Role::Admin,
+        Role::Enterprise,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -48,6 +51,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Enterprise => "enterprise",
         }
     }
 }
@@ -93,6 +97,9 @@ pub const COMMAND_ROLES: &[(&str, &[Role])] = &[
     ("close", &[Role::Supervisor]),
     ("return-visit", &[Role::Evaluator]),
     ("deadline-missed", &[Role::Admin]),
+    // Assessment (docs/metrics.md): `POST /api/v1/style-evaluations`, `POST /api/v1/assessment-policy`.
+    ("style-evaluation", &[Role::Enterprise, Role::Evaluator]),
+    ("set-assessment-policy", &[Role::Admin]),
     ("recompute-deadlines", &[Role::Admin]),
     ("publish-calendar-year", &[Role::Admin]),
     ("correct-calendar-date", &[Role::Admin]),

@@ -313,7 +313,7 @@ impl Rate {
             percent,
             // Compared without dividing, so 9 of 10 against 90% is exactly on target.
             below_target: (denominator > 0)
-                .then(|| 100.0 * numerator < params.target_percent * denominator as f64),
+                .then_some(100.0 * numerator < params.target_percent * denominator as f64),
         }
     }
 }

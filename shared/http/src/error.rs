@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use linkage_auth::AuthError;
+use linkage_domain::assessment::{PolicyError, StyleError};
 use linkage_domain::rules::RulesError;
 use linkage_domain::{AppealError, ErrorKind};
 use linkage_store::{ExecuteError, StoreError};
@@ -218,5 +219,35 @@ impl Refusal for RulesError {
     }
     fn conflict_problem(&self) -> &'static str {
         "rules-conflict"
+    }
+}
+
+impl Refusal for PolicyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            PolicyError::InvalidField { .. } => ErrorKind::Invalid,
+            PolicyError::Unchanged { .. } => ErrorKind::Conflict,
+        }
+    }
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            PolicyError::InvalidField { field, .. } => Some(field),
+            PolicyError::Unchanged { .. } => None,
+        }
+    }
+    fn conflict_problem(&self) -> &'static str {
+        "policy-unchanged"
+    }
+}
+
+impl Refusal for StyleError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
+    fn field(&self) -> Option<&'static str> {
+        Some(StyleError::field(self))
+    }
+    fn conflict_problem(&self) -> &'static str {
+        "illegal-transition"
     }
 }

@@ -300,8 +300,10 @@ mod tests {
 
     #[test]
     fn invalid_or_unchanged_policies_are_refused() {
-        let mut p = AssessmentPolicy::default();
-        p.basically_satisfied_weight = 1.5;
+        let p = AssessmentPolicy {
+            basically_satisfied_weight: 1.5,
+            ..Default::default()
+        };
         TestFramework::<AssessmentPolicyBook>::with(clock())
             .given_no_previous_events()
             .when(set(p))
@@ -309,13 +311,15 @@ mod tests {
                 field: "basically_satisfied_weight",
                 reason: "must be between 0 and 1".into(),
             });
-        let mut p = AssessmentPolicy::default();
-        p.weights = Weights {
-            response: 0.0,
-            on_time_completion: 0.0,
-            resolution: 0.0,
-            satisfaction: 0.0,
-            style: 0.0,
+        let mut p = AssessmentPolicy {
+            weights: Weights {
+                response: 0.0,
+                on_time_completion: 0.0,
+                resolution: 0.0,
+                satisfaction: 0.0,
+                style: 0.0,
+            },
+            ..Default::default()
         };
         assert!(matches!(
             p.validate(),

@@ -316,9 +316,11 @@ mod tests {
                 ),
             ),
         ]);
-        let mut policy = AssessmentPolicy::default();
-        policy.best = 1;
-        policy.worst = 2;
+        let policy = AssessmentPolicy {
+            best: 1,
+            worst: 2,
+            ..Default::default()
+        };
         let r = rank(records, &policy);
         let order: Vec<_> = r
             .departments
