@@ -111,6 +111,12 @@ pub struct TimelineRow {
     pub summary: Value,
 }
 
+/// Equal at the microsecond precision the ledger's columns keep (events recorded before the
+/// clock truncated to microseconds carry nanoseconds).
+fn same_instant(a: DateTime<Utc>, b: DateTime<Utc>) -> bool {
+    a.timestamp_micros() == b.timestamp_micros()
+}
+
 fn push_unique<T: PartialEq>(list: &mut Vec<T>, value: T) {
     if !list.contains(&value) {
         list.push(value);
@@ -339,7 +345,7 @@ impl LedgerRow {
             }
             E::DeadlineMissed { which, due, .. } => {
                 push_unique(&mut self.missed_deadlines, which);
-                if self.due(which) == Some(due) {
+                if self.due(which).is_some_and(|d| same_instant(d, due)) {
                     push_unique(&mut self.missed_in_force, which);
                 }
             }
@@ -374,7 +380,7 @@ impl LedgerRow {
     /// A deadline moved (extension, rework, recomputation): a miss of the old instant no longer
     /// covers it.
     fn move_deadline(&mut self, which: DeadlineKind, due: DateTime<Utc>) {
-        if self.due(which) != Some(due) {
+        if !self.due(which).is_some_and(|d| same_instant(d, due)) {
             self.missed_in_force.retain(|k| *k != which);
         }
         match which {

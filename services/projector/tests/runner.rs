@@ -146,6 +146,7 @@ impl Writer {
                         reason: v("转办"),
                         deadlines: deadlines(at(30)),
                         calendar: "test".into(),
+                        policy: Default::default(),
                         at: at(30),
                     }],
                 )
@@ -174,6 +175,7 @@ impl Writer {
                     resolved,
                     AppealEvent::ReturnedForRework {
                         reason: v("敷衍"),
+                        working_days: 5,
                         resolution_due: at(200),
                         calendar: "test".into(),
                         at: at(45),
@@ -472,7 +474,7 @@ async fn batches_are_checked_against_the_event_store() {
     assert_eq!(snapshot(pool).await, live);
 
     // While a rebuild runs (or after one failed) the live path waits.
-    sqlx::query("UPDATE projection_checkpoints SET rebuilding_since = now()")
+    sqlx::query("UPDATE projection_checkpoints SET rebuilding_since = now() WHERE name = 'ledger'")
         .execute(pool)
         .await
         .unwrap();
@@ -481,12 +483,23 @@ async fn batches_are_checked_against_the_event_store() {
         .unwrap_err();
     assert!(matches!(e, ProjectionError::Rebuilding { .. }), "{e}");
     assert!(e.is_transient());
-    let s = status(pool).await.unwrap();
-    assert!(s[0].rebuilding_since.is_some());
+    let ledger_status = |s: Vec<linkage_projector::rebuild::ProjectionStatus>| {
+        s.into_iter()
+            .find(|p| p.name == "ledger")
+            .expect("the ledger's status")
+    };
+    assert!(
+        ledger_status(status(pool).await.unwrap())
+            .rebuilding_since
+            .is_some()
+    );
     linkage_projector::rebuild(pool, &Ledger, |_, _| {})
         .await
         .unwrap();
-    assert_eq!(status(pool).await.unwrap()[0].rebuilding_since, None);
+    assert_eq!(
+        ledger_status(status(pool).await.unwrap()).rebuilding_since,
+        None
+    );
     assert_eq!(snapshot(pool).await, live);
 }
 

@@ -14,8 +14,13 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Truncated to microseconds, the precision Postgres keeps: an instant recorded in an event
+    /// (e.g. a deadline) then equals the same instant read back from a read model.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        use chrono::DurationRound;
+        let now = Utc::now();
+        now.duration_trunc(chrono::TimeDelta::microseconds(1))
+            .unwrap_or(now)
     }
 }
 

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::{Ledger, LedgerRow, TimelineRow};
 use crate::testing::{EnvelopeFactory, assigned, deadlines, dept, filed, v};
 use crate::{Projection, ProjectionError, ensure_schema};
+use linkage_domain::sla::Deadlines;
 
 fn t0() -> DateTime<Utc> {
     "2026-03-02T01:00:00Z".parse().unwrap()
@@ -400,6 +401,7 @@ async fn rework_reopens_the_appeal_with_a_new_deadline() {
     let r = f
         .events(&[AppealEvent::ReturnedForRework {
             reason: v("敷衍了事"),
+            working_days: 5,
             resolution_due: due,
             calendar: "test".into(),
             at: at(11),
@@ -437,6 +439,7 @@ async fn transfer_moves_the_appeal_and_restarts_its_clock() {
             reason: v("职责不符"),
             deadlines: d,
             calendar: "test".into(),
+            policy: Default::default(),
             at: at(5),
         }])
         .await;
@@ -708,4 +711,49 @@ async fn a_batch_equals_its_events_applied_one_by_one() {
             row(&single.db, id).await.unwrap()
         );
     }
+}
+
+#[tokio::test]
+async fn the_watch_queue_follows_misses_and_moved_deadlines() {
+    let mut f = Fixture::assigned().await;
+    let d = deadlines(at(1));
+    // Nothing met yet: the watcher's next look is the contact deadline.
+    let r = f
+        .events(&[AppealEvent::InitialFeedbackGiven {
+            department: dept("market"),
+            text: v("已受理"),
+            at: at(1),
+        }])
+        .await;
+    assert_eq!(r.watch_due, Some(d.contact_due));
+    assert_eq!(r.calendar.as_deref(), Some("test"));
+    // The contact miss is recorded: the queue moves on to resolution (feedback was met).
+    let r = f
+        .events(&[AppealEvent::DeadlineMissed {
+            which: DeadlineKind::Contact,
+            due: d.contact_due,
+            at: d.contact_due,
+        }])
+        .await;
+    assert_eq!(r.missed_in_force, vec![DeadlineKind::Contact]);
+    assert_eq!(r.watch_due, Some(d.resolution_due));
+    // A recomputation that moves only the resolution keeps the contact miss in force.
+    let moved = Deadlines {
+        resolution_due: d.resolution_due + chrono::Duration::days(1),
+        ..d
+    };
+    let r = f
+        .events(&[AppealEvent::DeadlinesRecomputed {
+            previous: d,
+            deadlines: moved,
+            previous_calendar: "test".into(),
+            calendar: "calendar-v9".into(),
+            reason: "calendar changed".into(),
+            at: at(3),
+        }])
+        .await;
+    assert_eq!(r.resolution_due, Some(moved.resolution_due));
+    assert_eq!(r.missed_in_force, vec![DeadlineKind::Contact]);
+    assert_eq!(r.watch_due, Some(moved.resolution_due));
+    assert_eq!(r.calendar.as_deref(), Some("calendar-v9"));
 }
