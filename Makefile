@@ -14,7 +14,7 @@ ARGS ?=
 ROLE ?= dispatcher
 DEPT ?=
 
-.PHONY: help services run token test lint fmt stop status clean-local
+.PHONY: help services run token test test-faults lint fmt stop status clean-local
 
 help: ## List targets
 	@echo "Linkage make targets:"
@@ -45,6 +45,10 @@ test: services ## Run all tests (nextest + doctests if nextest is installed, els
 		cargo test --workspace --all-targets || rc=$$?; \
 	fi; \
 	exit $$rc
+
+# The long fault suite (docs/operations.md); `make test` runs its short form.
+test-faults: services ## Long fault suite: kill roles, restart NATS, drop DB connections under load; prints the report
+	@$(WITH_ENV) LINKAGE_FAULTS=long cargo nextest run -p linkage --test faults --no-capture
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check

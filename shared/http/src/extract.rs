@@ -37,10 +37,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Every refusal is logged with its reason only: never the token or the header.
+        let refuse = |e: ApiError| {
+            tracing::warn!(reason = %e, "authentication failed");
+            e
+        };
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or(linkage_auth::AuthError::Missing)?;
+            .ok_or_else(|| refuse(linkage_auth::AuthError::Missing.into()))?;
         let token = header
             .to_str()
             .ok()
@@ -50,15 +55,15 @@ where
             })
             .map(str::trim)
             .ok_or_else(|| {
-                ApiError::Unauthenticated(
+                refuse(ApiError::Unauthenticated(
                     "the Authorization header must be `Bearer <token>`".into(),
-                )
+                ))
             })?;
-        state.token_keys().verify(token).map(Caller).map_err(|e| {
-            // Never log the token itself.
-            tracing::warn!(reason = %e, "authentication failed");
-            e.into()
-        })
+        state
+            .token_keys()
+            .verify(token)
+            .map(Caller)
+            .map_err(|e| refuse(e.into()))
     }
 }
 

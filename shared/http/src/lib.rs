@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod ratelimit;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -49,6 +50,8 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // With the peer's address: the rate limit keys anonymous clients by it.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -15,7 +15,13 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
     PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::db("parsing DATABASE_URL", e))
         // Statement logs would carry personal data from command bodies; keep them out.
-        .map(|o| o.disable_statement_logging())
+        // `synchronous_commit=on` whatever the server's default: an accepted command's events
+        // must be on disk before the reply (docs/operations.md). Bulk writers that can
+        // re-derive their rows (relay checkpoint, rebuild) turn it off per transaction.
+        .map(|o| {
+            o.disable_statement_logging()
+                .options([("synchronous_commit", "on")])
+        })
 }
 
 /// A pool on `url`, waiting up to `acquire_timeout` for a free connection.
