@@ -104,7 +104,7 @@ impl OfficialCalendar {
     /// This parses the data on every call; prefer [`official`], which parses it once.
     pub fn embedded() -> Result<Self, CalendarError> {
         let mut calendar = Self::from_csv(EMBEDDED_CSV, "")?;
-        let years = calendar.covered_years();
+        let years = calendar.covered_years().unwrap_or(0..=0);
         calendar.version = format!("cn-official-{}-{}", years.start(), years.end());
         Ok(calendar)
     }
@@ -215,12 +215,9 @@ impl OfficialCalendar {
         }
     }
 
-    /// The smallest range holding every covered year (empty when none is covered: `1..=0`).
-    pub fn covered_years(&self) -> RangeInclusive<i32> {
-        match (self.years.first(), self.years.last()) {
-            (Some(&first), Some(&last)) => first..=last,
-            _ => 1..=0,
-        }
+    /// The smallest range holding every covered year (`None` when none is covered yet).
+    pub fn covered_years(&self) -> Option<RangeInclusive<i32>> {
+        Some(*self.years.first()?..=*self.years.last()?)
     }
 
     /// Whether the official data of `year` is known.
@@ -258,7 +255,7 @@ impl OfficialCalendar {
     /// Sets one date to working (`true`) or not; a date that then agrees with Monday–Friday
     /// needs no override and is stored without one.
     pub fn correct_date(&mut self, date: NaiveDate, working: bool) {
-        if working == !is_weekend(date) {
+        if working != is_weekend(date) {
             self.overrides.remove(&date);
         } else {
             self.overrides.insert(date, working);
@@ -428,7 +425,7 @@ mod tests {
     #[test]
     fn embedded_data_parses_and_covers_2020_to_2026() {
         let cal = OfficialCalendar::embedded().expect("embedded data parses");
-        assert_eq!(cal.covered_years(), 2020..=2026);
+        assert_eq!(cal.covered_years(), Some(2020..=2026));
         assert_eq!(cal.version(), "cn-official-2020-2026");
         // 256 data rows in the source file.
         assert_eq!(cal.overrides.len(), 256);
@@ -807,7 +804,7 @@ mod tests {
     #[test]
     fn from_csv_parses_custom_data() {
         let cal = OfficialCalendar::from_csv(GOOD, "test-2024").unwrap();
-        assert_eq!(cal.covered_years(), 2024..=2024);
+        assert_eq!(cal.covered_years(), Some(2024..=2024));
         assert_eq!(cal.version(), "test-2024");
         assert_eq!(cal.is_working_day(date(2024, 1, 1)), Ok(false)); // Mon, holiday
         assert_eq!(cal.is_working_day(date(2024, 1, 2)), Ok(true)); // Tue
