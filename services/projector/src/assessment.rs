@@ -3,11 +3,13 @@
 //! attributed as `docs/metrics.md` says: accountability to the department it names, reworks and
 //! missed deadlines to the lead department at that moment.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate as _;
 use linkage_bus::Envelope;
 use linkage_domain::appeal::AppealEvent;
-use linkage_domain::assessment::{AssessmentPolicyBook, PenaltyKind, PolicyEvent};
+use linkage_domain::assessment::{AssessmentPolicyBook, Month, PenaltyKind, PolicyEvent};
 use linkage_domain::values::DepartmentId;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -36,12 +38,21 @@ const INSERT_PENALTIES: &str = "INSERT INTO assessment_penalties \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
      ON CONFLICT (event_id) DO NOTHING";
 
+const ADD_COUNTS: &str = "INSERT INTO assessment_penalty_counts AS c \
+         (month, department, kind, occurrences) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+     ON CONFLICT (month, department, kind) DO UPDATE SET \
+         occurrences = c.occurrences + EXCLUDED.occurrences";
+
 const INSERT_POLICY: &str = "INSERT INTO assessment_policies \
          (version, policy, reason, set_at, set_by) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (version) DO NOTHING";
 
+/// Penalty occurrences of one batch: one row per event, and counts per month × department ×
+/// kind.
 #[derive(Default)]
 struct PenaltyRows {
+    counts: HashMap<(String, String, &'static str), i64>,
     event_id: Vec<Uuid>,
     appeal_id: Vec<Uuid>,
     department: Vec<String>,
@@ -58,6 +69,14 @@ impl PenaltyRows {
         kind: PenaltyKind,
         at: DateTime<Utc>,
     ) {
+        *self
+            .counts
+            .entry((
+                Month::of(at).to_string(),
+                department.to_string(),
+                kind.as_str(),
+            ))
+            .or_default() += 1;
         self.event_id.push(envelope.event_id);
         self.appeal_id.push(appeal);
         self.department.push(department.to_string());
@@ -128,6 +147,7 @@ impl Projection for Assessment {
             "assessment_policies",
             "assessment_appeals",
             "assessment_penalties",
+            "assessment_penalty_counts",
         ]
     }
 
@@ -187,6 +207,22 @@ impl Projection for Assessment {
             .execute(&mut *conn)
             .await
             .map_err(|e| ProjectionError::db("recording assessment penalties", e))?;
+        let (mut month, mut department, mut kind, mut occurrences) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((m, d, k), n) in penalties.counts {
+            month.push(m);
+            department.push(d);
+            kind.push(k);
+            occurrences.push(n);
+        }
+        sqlx::query(ADD_COUNTS)
+            .bind(&month)
+            .bind(&department)
+            .bind(&kind)
+            .bind(&occurrences)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| ProjectionError::db("counting assessment penalties", e))?;
         Ok(())
     }
 }

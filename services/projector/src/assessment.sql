@@ -30,3 +30,13 @@ CREATE TABLE IF NOT EXISTS assessment_penalties (
     at         timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS assessment_penalties_at ON assessment_penalties (at);
+
+-- The same occurrences counted per Beijing-time month × department × kind, so a ranking reads
+-- at most months × departments × kinds rows however many appeals there are.
+CREATE TABLE IF NOT EXISTS assessment_penalty_counts (
+    month       text   NOT NULL,
+    department  text   NOT NULL,
+    kind        text   NOT NULL,
+    occurrences bigint NOT NULL,
+    PRIMARY KEY (month, department, kind)
+);

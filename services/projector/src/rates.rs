@@ -62,22 +62,18 @@ impl<S> AppealStates<S>
 where
     S: Default + Serialize + DeserializeOwned + Send + Unpin + 'static,
 {
-    /// Loads the rows of the appeals in `events` that are not filed in this very batch. `load`
-    /// is `SELECT appeal_id, last_sequence, <state> FROM <table> WHERE appeal_id = ANY($1)`.
+    /// Loads the rows of the appeals in `events`. `load` is `SELECT appeal_id, last_sequence,
+    /// <state> FROM <table> WHERE appeal_id = ANY($1)`. Appeals filed in this very batch are
+    /// loaded too: a redelivered filing must find its row, or its outcomes would count twice.
     pub(crate) async fn load(
         conn: &mut PgConnection,
         projection: &'static str,
         load: &'static str,
         events: &[(&Envelope, Uuid, AppealEvent)],
     ) -> Result<Self, ProjectionError> {
-        let mut ids: Vec<(Uuid, i64)> = events.iter().map(|(e, id, _)| (*id, e.sequence)).collect();
+        let mut ids: Vec<Uuid> = events.iter().map(|(_, id, _)| *id).collect();
         ids.sort_unstable();
-        ids.dedup_by_key(|(id, _)| *id);
-        let ids: Vec<Uuid> = ids
-            .into_iter()
-            .filter(|(_, first)| *first > 1)
-            .map(|(id, _)| id)
-            .collect();
+        ids.dedup();
         let loaded: Vec<(Uuid, i64, Json<S>)> = sqlx::query_as(load)
             .bind(&ids)
             .fetch_all(&mut *conn)

@@ -57,11 +57,10 @@ async fn records(
     .await
     .map_err(|e| db_error("reading the style evaluations", e))?;
     let penalties: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT department, kind, count(*) FROM assessment_penalties \
-         WHERE at >= $1 AND at < $2 GROUP BY department, kind",
+        "SELECT department, kind, sum(occurrences)::bigint FROM assessment_penalty_counts \
+         WHERE month = ANY($1) GROUP BY department, kind",
     )
-    .bind(period.start())
-    .bind(period.end())
+    .bind(&months)
     .fetch_all(pool)
     .await
     .map_err(|e| db_error("reading the assessment penalties", e))?;
@@ -129,6 +128,9 @@ async fn rankings(
     })))
 }
 
+/// A stored policy version: version, policy, reason, set at, set by.
+type PolicyRow = (i64, SqlJson<Value>, String, DateTime<Utc>, Option<String>);
+
 /// `GET /api/v1/assessment-policies`: every version, oldest first (version 0 is the default,
 /// in force until the first is set).
 #[tracing::instrument(skip_all, fields(role = %caller.role))]
@@ -139,7 +141,7 @@ async fn policies(
 ) -> Result<Json<Value>, ApiError> {
     may_read_metrics(&caller)?;
     Params::parse(query, &[])?;
-    let rows: Vec<(i64, SqlJson<Value>, String, DateTime<Utc>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<PolicyRow> = sqlx::query_as(
         "SELECT version, policy, reason, set_at, set_by FROM assessment_policies ORDER BY version",
     )
     .fetch_all(&ctx.state.pool)

@@ -22,6 +22,9 @@ pub fn routes() -> Router<Ctx> {
     Router::new().route("/api/v1/style-evaluations", get(summary))
 }
 
+/// An evaluation in force: department, mean, scores.
+type EvaluationRow = (String, f64, SqlJson<BTreeMap<StyleDimension, u8>>);
+
 #[derive(Default)]
 struct Sums {
     evaluations: i64,
@@ -44,7 +47,7 @@ async fn summary(
     let pool = &ctx.state.pool;
     let fresh = freshness(pool, linkage_projector::style::NAME).await?;
     // One row per evaluator and department: a quarter's evaluations are few.
-    let rows: Vec<(String, f64, SqlJson<BTreeMap<StyleDimension, u8>>)> =
+    let rows: Vec<EvaluationRow> =
         sqlx::query_as("SELECT department, mean, scores FROM style_evaluations WHERE quarter = $1")
             .bind(quarter.to_string())
             .fetch_all(pool)

@@ -825,3 +825,194 @@ fn check(a: &BTreeMap<&'static str, Value>) {
     assert_eq!(n[0]["count"], 3);
     assert_eq!(n[0]["appeals"].as_array().unwrap().len(), 3);
 }
+
+/// Starts the query API alone over the app's database (no projector: the tables are empty).
+async fn query_api(app: &TestApp) -> SocketAddr {
+    linkage_projector::ensure_schema(&app.db.pool, &linkage_projector::all_projections())
+        .await
+        .expect("read model schema");
+    let state = Arc::new(linkage_query_api::QueryState {
+        pool: app.db.pool.clone(),
+        keys: app.keys.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = linkage_query_api::router(state, &linkage_query_api::QueryConfig::default());
+    tokio::spawn(linkage_query_api::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
+    addr
+}
+
+async fn read(app: &TestApp, query: SocketAddr, path: &str, role: Role) -> linkage_e2e::Answer {
+    let response = app
+        .http
+        .get(format!("http://{query}{path}"))
+        .bearer_auth(app.token(role, None))
+        .send()
+        .await
+        .expect("request");
+    TestApp::answer(response).await
+}
+
+fn all_scores(score: u8) -> Value {
+    json!({"service_attitude": score, "efficiency": score, "lawful_administration": score,
+           "integrity": score, "promise_keeping": score})
+}
+
+#[tokio::test]
+async fn who_may_do_what_and_bad_input_changes_nothing() {
+    let app = spawn_app().await;
+    let query = query_api(&app).await;
+    // The SLA rules the app seeds are events too.
+    let seeded = app.total_events().await;
+    app.clock.set(bj("2026-08-10 10:00"));
+    let evaluation = json!({"quarter": "2026-Q3", "department": MARKET, "scores": all_scores(4)});
+    let policy = serde_json::to_value(linkage_domain::assessment::AssessmentPolicy::default())
+        .expect("policy");
+    let set_policy = json!({"policy": policy, "reason": "初始设定"});
+
+    // Roles: only enterprises and evaluators evaluate; only admins set the policy; enterprises
+    // read no metrics.
+    for role in [Role::Handler, Role::Analyst, Role::Admin, Role::Dispatcher] {
+        let dept = (role == Role::Handler).then_some(MARKET);
+        let a = app
+            .post(
+                "/api/v1/style-evaluations",
+                &app.token(role, dept),
+                &evaluation,
+                None,
+            )
+            .await;
+        a.assert_problem(403, "forbidden");
+    }
+    for role in [Role::Evaluator, Role::Supervisor, Role::Enterprise] {
+        let a = app
+            .post(
+                "/api/v1/assessment-policy",
+                &app.token(role, None),
+                &set_policy,
+                None,
+            )
+            .await;
+        a.assert_problem(403, "forbidden");
+    }
+    for path in [
+        "/api/v1/rates?month=2026-07",
+        "/api/v1/rankings?period=2026-Q3",
+        "/api/v1/style-evaluations?quarter=2026-Q3",
+        "/api/v1/complaint-notices?period=2026-07",
+        "/api/v1/assessment-policies",
+    ] {
+        read(&app, query, path, Role::Enterprise)
+            .await
+            .assert_problem(403, "forbidden");
+        let a = read(&app, query, path, Role::Auditor).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+    }
+    assert_eq!(app.total_events().await, seeded);
+
+    // Bad input: 422 naming the field, nothing recorded.
+    let enterprise = app.token(Role::Enterprise, None);
+    let admin = app.token(Role::Admin, None);
+    let mut missing = evaluation.clone();
+    missing["scores"]
+        .as_object_mut()
+        .expect("scores")
+        .remove("integrity");
+    let mut out_of_range = evaluation.clone();
+    out_of_range["scores"]["efficiency"] = json!(6);
+    let mut closed = evaluation.clone();
+    closed["quarter"] = json!("2026-Q1");
+    let mut bad_dept = evaluation.clone();
+    bad_dept["department"] = json!("Market Bureau");
+    let mut unknown_dimension = evaluation.clone();
+    unknown_dimension["scores"]["speed"] = json!(3);
+    for (body, field) in [
+        (&missing, "scores"),
+        (&out_of_range, "scores"),
+        (&closed, "quarter"),
+        (&bad_dept, "department"),
+    ] {
+        let a = app
+            .post("/api/v1/style-evaluations", &enterprise, body, None)
+            .await;
+        a.assert_problem(422, "invalid-field");
+        assert_eq!(a.body["field"], field, "{}", a.body);
+    }
+    let a = app
+        .post(
+            "/api/v1/style-evaluations",
+            &enterprise,
+            &unknown_dimension,
+            None,
+        )
+        .await;
+    a.assert_problem(422, "invalid-field");
+    let mut heavy = set_policy.clone();
+    heavy["policy"]["basically_satisfied_weight"] = json!(2);
+    let a = app
+        .post("/api/v1/assessment-policy", &admin, &heavy, None)
+        .await;
+    a.assert_problem(422, "invalid-field");
+    assert_eq!(a.body["field"], "basically_satisfied_weight");
+    let mut extra = set_policy.clone();
+    extra["policy"]["bonus"] = json!(1);
+    app.post("/api/v1/assessment-policy", &admin, &extra, None)
+        .await
+        .assert_problem(422, "invalid-field");
+    assert_eq!(app.total_events().await, seeded);
+    for (path, field) in [
+        ("/api/v1/rates", "month"),
+        ("/api/v1/rates?month=2026-13", "month"),
+        ("/api/v1/rates?month=2026-07&by=category", "by"),
+        ("/api/v1/rates?month=2026-07&limit=5", "limit"),
+        ("/api/v1/rankings?period=2026-Q5", "period"),
+        ("/api/v1/rankings?period=2026-Q3&policy=newest", "policy"),
+        ("/api/v1/style-evaluations?quarter=2026-07", "quarter"),
+        ("/api/v1/complaint-notices?period=2026-07&unit=", "unit"),
+    ] {
+        let a = read(&app, query, path, Role::Analyst).await;
+        a.assert_problem(422, "invalid-field");
+        assert_eq!(a.body["field"], field, "{path}: {}", a.body);
+    }
+
+    // A policy set twice: the second, identical, is a conflict; a retry with the same key is
+    // answered from the first.
+    let first = app
+        .post(
+            "/api/v1/assessment-policy",
+            &admin,
+            &set_policy,
+            Some("policy-1"),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.body["version"], 1);
+    let again = app
+        .post(
+            "/api/v1/assessment-policy",
+            &admin,
+            &set_policy,
+            Some("policy-1"),
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.body, first.body);
+    app.post("/api/v1/assessment-policy", &admin, &set_policy, None)
+        .await
+        .assert_problem(409, "policy-unchanged");
+    // A second evaluation by the same enterprise is a new revision of the same stream.
+    for revision in [1, 2] {
+        let a = app
+            .post("/api/v1/style-evaluations", &enterprise, &evaluation, None)
+            .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        assert_eq!(a.body["revision"], revision, "{}", a.body);
+    }
+    assert_eq!(app.total_events().await, seeded + 3);
+}
