@@ -157,7 +157,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 /// Parses JSON, telling a syntax error (400) from a wrong field (422, naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -173,5 +173,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
             _ => ApiError::Malformed(format!("the body is not valid JSON: {inner}")),
         }
-    })
+    })?;
+    // Only whitespace may follow the value: `{…}}}` is not one JSON document.
+    de.end()
+        .map_err(|e| ApiError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
 }
