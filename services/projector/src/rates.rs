@@ -1,6 +1,6 @@
 //! The rates projection: folds each appeal's events through
 //! [`linkage_domain::rates::RateTracker`] and adds the outcomes it makes known to counters per
-//! month × lead department × channel × town (`rates.sql`). The query API adds up a month's
+//! month in three dimensions: lead department, channel, town (`rates.sql`). The query API adds up a month's
 //! counters; the definitions are in `docs/metrics.md`.
 //!
 //! Also the per-appeal state machinery the assessment projection shares ([`AppealStates`]): a
@@ -173,13 +173,12 @@ const SAVE_TRACKERS: &str = "INSERT INTO rate_appeals (appeal_id, last_sequence,
          tracker = EXCLUDED.tracker \
      WHERE rate_appeals.last_sequence < EXCLUDED.last_sequence";
 
-const ADD_COUNTS: &str = "INSERT INTO rate_counts AS c (month, department, channel, town, \
+const ADD_COUNTS: &str = "INSERT INTO rate_totals AS c (month, dimension, key, \
          contacts, contacts_on_time, completions, completions_on_time, visits, solved, \
          satisfied, basically_satisfied) \
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
-         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], \
-         $12::bigint[]) \
-     ON CONFLICT (month, department, channel, town) DO UPDATE SET \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], \
+         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[]) \
+     ON CONFLICT (month, dimension, key) DO UPDATE SET \
          contacts = c.contacts + EXCLUDED.contacts, \
          contacts_on_time = c.contacts_on_time + EXCLUDED.contacts_on_time, \
          completions = c.completions + EXCLUDED.completions, \
@@ -189,8 +188,8 @@ const ADD_COUNTS: &str = "INSERT INTO rate_counts AS c (month, department, chann
          satisfied = c.satisfied + EXCLUDED.satisfied, \
          basically_satisfied = c.basically_satisfied + EXCLUDED.basically_satisfied";
 
-/// A counter cell: month, department, channel, town.
-type Cell = (String, String, String, String);
+/// A counter row: month, dimension (`department`, `channel` or `town`), key.
+type Cell = (String, &'static str, String);
 
 async fn add_counts(
     conn: &mut PgConnection,
@@ -200,18 +199,16 @@ async fn add_counts(
         return Ok(());
     }
     let n = cells.len();
-    let (mut month, mut department, mut channel, mut town) = (
-        Vec::with_capacity(n),
+    let (mut month, mut dimension, mut key) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
     let mut columns: [Vec<i64>; 8] = Default::default();
-    for ((m, d, c, t), counts) in cells {
+    for ((m, d, k), counts) in cells {
         month.push(m);
-        department.push(d);
-        channel.push(c);
-        town.push(t);
+        dimension.push(d);
+        key.push(k);
         for (column, value) in columns.iter_mut().zip([
             counts.contacts,
             counts.contacts_on_time,
@@ -227,9 +224,8 @@ async fn add_counts(
     }
     let mut q = sqlx::query(ADD_COUNTS)
         .bind(&month)
-        .bind(&department)
-        .bind(&channel)
-        .bind(&town);
+        .bind(&dimension)
+        .bind(&key);
     for column in &columns {
         q = q.bind(column);
     }
@@ -250,7 +246,7 @@ impl Projection for Rates {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["rate_appeals", "rate_counts"]
+        &["rate_appeals", "rate_totals"]
     }
 
     async fn apply(
@@ -270,16 +266,24 @@ impl Projection for Rates {
                 continue;
             };
             for outcome in tracker.observe(event) {
-                let cell = (
-                    outcome.month().to_string(),
-                    outcome.department.to_string(),
-                    tracker
-                        .channel
-                        .map(|c| c.as_str().to_owned())
-                        .unwrap_or_default(),
-                    tracker.town.clone().unwrap_or_default(),
-                );
-                cells.entry(cell).or_default().add(&outcome.result);
+                let month = outcome.month().to_string();
+                let keys = [
+                    ("department", outcome.department.to_string()),
+                    (
+                        "channel",
+                        tracker
+                            .channel
+                            .map(|c| c.as_str().to_owned())
+                            .unwrap_or_default(),
+                    ),
+                    ("town", tracker.town.clone().unwrap_or_default()),
+                ];
+                for (dimension, key) in keys {
+                    cells
+                        .entry((month.clone(), dimension, key))
+                        .or_default()
+                        .add(&outcome.result);
+                }
             }
         }
         trackers.save(conn, SAVE_TRACKERS).await?;

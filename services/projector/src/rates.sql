@@ -8,13 +8,15 @@ CREATE TABLE IF NOT EXISTS rate_appeals (
     tracker       jsonb  NOT NULL
 );
 
--- Outcome counters per Beijing-time month × lead department × channel × town. Outcomes never
--- change once known, so counters only increase; a query adds up one month's cells.
-CREATE TABLE IF NOT EXISTS rate_counts (
+-- Outcome counters per Beijing-time month, in each of three dimensions: every outcome is added
+-- once to its lead department's row, once to its channel's and once to its town's, so any one
+-- dimension adds up to the district. Outcomes never change once known, so counters only
+-- increase; a query reads one month's rows of one dimension (a few dozen).
+CREATE TABLE IF NOT EXISTS rate_totals (
     month               text   NOT NULL,
-    department          text   NOT NULL,
-    channel             text   NOT NULL,
-    town                text   NOT NULL,
+    -- department, channel or town.
+    dimension           text   NOT NULL,
+    key                 text   NOT NULL,
     contacts            bigint NOT NULL,
     contacts_on_time    bigint NOT NULL,
     completions         bigint NOT NULL,
@@ -24,5 +26,5 @@ CREATE TABLE IF NOT EXISTS rate_counts (
     solved              bigint NOT NULL,
     satisfied           bigint NOT NULL,
     basically_satisfied bigint NOT NULL,
-    PRIMARY KEY (month, department, channel, town)
+    PRIMARY KEY (month, dimension, key)
 );

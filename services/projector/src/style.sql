@@ -15,3 +15,14 @@ CREATE TABLE IF NOT EXISTS style_evaluations (
     submitted_at   timestamptz NOT NULL,
     PRIMARY KEY (quarter, department, evaluator)
 );
+
+-- Per department and quarter, the sums the averages come from, kept exact in integers: the
+-- number of evaluations in force, their total score points and the points per dimension
+-- (`{"evaluations": n, "points": p, "dimensions": {"efficiency": p, …}}`). Mean of the
+-- evaluations' means = points / (5 × evaluations).
+CREATE TABLE IF NOT EXISTS style_totals (
+    quarter    text  NOT NULL,
+    department text  NOT NULL,
+    totals     jsonb NOT NULL,
+    PRIMARY KEY (quarter, department)
+);

@@ -35,9 +35,8 @@ async fn apply(
 /// `(month, department, contacts, on time, completions, on time)` of every counter row.
 async fn counts(pool: &PgPool) -> Vec<(String, String, i64, i64, i64, i64)> {
     sqlx::query_as(
-        "SELECT month, department, sum(contacts)::bigint, sum(contacts_on_time)::bigint, \
-                sum(completions)::bigint, sum(completions_on_time)::bigint \
-         FROM rate_counts GROUP BY month, department ORDER BY month, department",
+        "SELECT month, key, contacts, contacts_on_time, completions, completions_on_time \
+         FROM rate_totals WHERE dimension = 'department' ORDER BY month, key",
     )
     .fetch_all(pool)
     .await

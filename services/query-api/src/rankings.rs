@@ -10,10 +10,11 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use linkage_domain::assessment::{DepartmentRecord, PenaltyKind, Period, rank};
+use linkage_domain::assessment::{DepartmentRecord, PenaltyKind, Period, StyleDimension, rank};
 use linkage_domain::values::DepartmentId;
 use linkage_http::error::ApiError;
 use linkage_http::extract::Caller;
+use linkage_projector::style::StyleTotals;
 use serde_json::{Value, json};
 use sqlx::types::Json as SqlJson;
 
@@ -40,22 +41,20 @@ async fn records(
     let months: Vec<String> = period.months().iter().map(ToString::to_string).collect();
     let quarters: Vec<String> = period.quarters().iter().map(ToString::to_string).collect();
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT department, {SUM_COUNTS} FROM rate_counts WHERE month = ANY($1) \
-         GROUP BY department"
+        "SELECT key, {SUM_COUNTS} FROM rate_totals WHERE month = ANY($1) \
+         AND dimension = 'department' GROUP BY key"
     ));
     let rates: Vec<CountsRow> = sqlx::query_as(sql)
         .bind(&months)
         .fetch_all(pool)
         .await
         .map_err(|e| db_error("reading the rate counters", e))?;
-    let style: Vec<(String, f64, i64)> = sqlx::query_as(
-        "SELECT department, sum(mean), count(*) FROM style_evaluations WHERE quarter = ANY($1) \
-         GROUP BY department",
-    )
-    .bind(&quarters)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| db_error("reading the style evaluations", e))?;
+    let style: Vec<(String, SqlJson<StyleTotals>)> =
+        sqlx::query_as("SELECT department, totals FROM style_totals WHERE quarter = ANY($1)")
+            .bind(&quarters)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| db_error("reading the style evaluations", e))?;
     let penalties: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT department, kind, sum(occurrences)::bigint FROM assessment_penalty_counts \
          WHERE month = ANY($1) GROUP BY department, kind",
@@ -69,10 +68,12 @@ async fn records(
     for row in &rates {
         records.entry(department(&row.0)?).or_default().counts = counts(row);
     }
-    for (d, sum, n) in style {
+    for (d, SqlJson(totals)) in style {
+        // Every evaluation scores every dimension: the sum of the evaluations' means is the
+        // points over the number of dimensions.
         let r = records.entry(department(&d)?).or_default();
-        r.style_mean_sum = sum;
-        r.style_evaluations = n;
+        r.style_mean_sum += totals.points as f64 / StyleDimension::ALL.len() as f64;
+        r.style_evaluations += totals.evaluations;
     }
     for (d, kind, n) in penalties {
         let kind = PenaltyKind::parse(&kind).ok_or_else(|| {

@@ -79,7 +79,7 @@ pub(crate) async fn policy(
     Ok(row.map_or((0, AssessmentPolicy::default()), |(v, SqlJson(p))| (v, p)))
 }
 
-/// The counter columns of `rate_counts`, summed, in [`counts`]'s order.
+/// The counter columns of `rate_totals`, summed, in [`counts`]'s order.
 pub(crate) const SUM_COUNTS: &str = "sum(contacts)::bigint, sum(contacts_on_time)::bigint, \
      sum(completions)::bigint, sum(completions_on_time)::bigint, sum(visits)::bigint, \
      sum(solved)::bigint, sum(satisfied)::bigint, sum(basically_satisfied)::bigint";
@@ -122,15 +122,17 @@ async fn rates(
     let fresh = freshness(pool, linkage_projector::rates::NAME).await?;
     let (version, policy) = policy(pool, Some(month.end())).await?;
     let params = policy.rate_params();
-    // `by` is one of three column names, checked above.
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {by}, {SUM_COUNTS} FROM rate_counts WHERE month = $1 GROUP BY {by} ORDER BY {by}"
-    ));
-    let rows: Vec<CountsRow> = sqlx::query_as(sql)
-        .bind(month.to_string())
-        .fetch_all(pool)
-        .await
-        .map_err(|e| db_error("reading the rate counters", e))?;
+    let rows: Vec<CountsRow> = sqlx::query_as(
+        "SELECT key, contacts, contacts_on_time, completions, completions_on_time, visits, \
+                solved, satisfied, basically_satisfied \
+         FROM rate_totals WHERE month = $1 AND dimension = $2 ORDER BY key",
+    )
+    .bind(month.to_string())
+    .bind(&by)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| db_error("reading the rate counters", e))?;
+    // Every outcome is in exactly one row of each dimension: the groups add up to the district.
     let mut district = RateCounts::default();
     let mut groups = BTreeMap::new();
     for row in &rows {

@@ -14,22 +14,14 @@ use linkage_http::extract::Caller;
 use serde_json::{Value, json};
 use sqlx::types::Json as SqlJson;
 
+use linkage_projector::style::StyleTotals;
+
 use crate::Ctx;
 use crate::params::Params;
 use crate::rates::{db_error, freshness, may_read_metrics};
 
 pub fn routes() -> Router<Ctx> {
     Router::new().route("/api/v1/style-evaluations", get(summary))
-}
-
-/// An evaluation in force: department, mean, scores.
-type EvaluationRow = (String, f64, SqlJson<BTreeMap<StyleDimension, u8>>);
-
-#[derive(Default)]
-struct Sums {
-    evaluations: i64,
-    mean_sum: f64,
-    dimensions: BTreeMap<StyleDimension, (f64, i64)>,
 }
 
 /// `GET /api/v1/style-evaluations`.
@@ -46,36 +38,28 @@ async fn summary(
         .ok_or_else(|| ApiError::invalid("quarter", "quarter: required (YYYY-Qn)"))?;
     let pool = &ctx.state.pool;
     let fresh = freshness(pool, linkage_projector::style::NAME).await?;
-    // One row per evaluator and department: a quarter's evaluations are few.
-    let rows: Vec<EvaluationRow> =
-        sqlx::query_as("SELECT department, mean, scores FROM style_evaluations WHERE quarter = $1")
-            .bind(quarter.to_string())
-            .fetch_all(pool)
-            .await
-            .map_err(|e| db_error("reading the style evaluations", e))?;
-    let mut by_department: BTreeMap<String, Sums> = BTreeMap::new();
-    for (department, mean, SqlJson(scores)) in rows {
-        let s = by_department.entry(department).or_default();
-        s.evaluations += 1;
-        s.mean_sum += mean;
-        for (dim, score) in scores {
-            let d = s.dimensions.entry(dim).or_default();
-            d.0 += f64::from(score);
-            d.1 += 1;
-        }
-    }
-    let departments: Vec<Value> = by_department
+    let rows: Vec<(String, SqlJson<StyleTotals>)> = sqlx::query_as(
+        "SELECT department, totals FROM style_totals WHERE quarter = $1 ORDER BY department",
+    )
+    .bind(quarter.to_string())
+    .fetch_all(pool)
+    .await
+    .map_err(|e| db_error("reading the style evaluations", e))?;
+    let departments: Vec<Value> = rows
         .into_iter()
-        .map(|(department, s)| {
-            let mean = s.mean_sum / s.evaluations as f64;
-            let dimensions: BTreeMap<StyleDimension, f64> = s
+        .filter(|(_, SqlJson(t))| t.evaluations > 0)
+        .map(|(department, SqlJson(t))| {
+            let n = t.evaluations as f64;
+            // Every evaluation scores every dimension.
+            let mean = t.points as f64 / (StyleDimension::ALL.len() as f64 * n);
+            let dimensions: BTreeMap<StyleDimension, f64> = t
                 .dimensions
                 .into_iter()
-                .map(|(dim, (sum, n))| (dim, sum / n as f64))
+                .map(|(dim, points)| (dim, points as f64 / n))
                 .collect();
             json!({
                 "department": department,
-                "evaluations": s.evaluations,
+                "evaluations": t.evaluations,
                 "mean": mean,
                 "percent": (mean - 1.0) / 4.0 * 100.0,
                 "dimensions": dimensions,
