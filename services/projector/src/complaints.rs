@@ -1,5 +1,6 @@
 //! The complaint projection (`complaints.sql`, 投诉通报): every appeal filed with a
-//! complained-about unit, marked when merged into another appeal as a duplicate.
+//! complained-about unit, marked when merged into another appeal as a duplicate, and counts per
+//! month × unit × category without the duplicates.
 
 use chrono::{DateTime, Utc};
 use linkage_bus::Envelope;
@@ -16,14 +17,30 @@ pub const NAME: &str = "complaints";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Complaints;
 
-const INSERT: &str = "INSERT INTO complaint_appeals \
-         (appeal_id, complained_unit, tracking_number, channel, category, town, filed_at) \
-     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                          $6::text[], $7::timestamptz[]) \
-     ON CONFLICT (appeal_id) DO NOTHING";
+/// Counts only what the statement changed (`RETURNING`), so a redelivered event counts nothing.
+/// Months are Beijing-time months, as `linkage_domain::assessment::Month::of`.
+const INSERT: &str = "WITH inserted AS ( \
+         INSERT INTO complaint_appeals \
+             (appeal_id, complained_unit, tracking_number, channel, category, town, filed_at) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                              $6::text[], $7::timestamptz[]) \
+         ON CONFLICT (appeal_id) DO NOTHING \
+         RETURNING complained_unit, category, filed_at) \
+     INSERT INTO complaint_counts AS c (month, unit, category, complaints) \
+     SELECT to_char(filed_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM'), complained_unit, \
+            category, count(*) \
+     FROM inserted GROUP BY 1, 2, 3 \
+     ON CONFLICT (month, unit, category) DO UPDATE SET complaints = c.complaints + EXCLUDED.complaints";
 
-const MARK_DUPLICATES: &str =
-    "UPDATE complaint_appeals SET duplicate = true WHERE appeal_id = ANY($1)";
+const MARK_DUPLICATES: &str = "WITH marked AS ( \
+         UPDATE complaint_appeals SET duplicate = true \
+         WHERE appeal_id = ANY($1) AND NOT duplicate \
+         RETURNING complained_unit, category, filed_at) \
+     INSERT INTO complaint_counts AS c (month, unit, category, complaints) \
+     SELECT to_char(filed_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM'), complained_unit, \
+            category, -count(*) \
+     FROM marked GROUP BY 1, 2, 3 \
+     ON CONFLICT (month, unit, category) DO UPDATE SET complaints = c.complaints + EXCLUDED.complaints";
 
 #[derive(Default)]
 struct Filed {
@@ -47,7 +64,7 @@ impl Projection for Complaints {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["complaint_appeals"]
+        &["complaint_appeals", "complaint_counts"]
     }
 
     /// Both statements are idempotent, so a redelivered event changes nothing.

@@ -14,3 +14,13 @@ CREATE TABLE IF NOT EXISTS complaint_appeals (
 );
 CREATE INDEX IF NOT EXISTS complaint_appeals_filed_at ON complaint_appeals (filed_at);
 CREATE INDEX IF NOT EXISTS complaint_appeals_unit ON complaint_appeals (complained_unit, filed_at);
+
+-- Complaints per Beijing-time month (of filing) × unit × category, duplicates taken out, so a
+-- notice's counts read a few rows per unit however many appeals there are.
+CREATE TABLE IF NOT EXISTS complaint_counts (
+    month      text   NOT NULL,
+    unit       text   NOT NULL,
+    category   text   NOT NULL,
+    complaints bigint NOT NULL,
+    PRIMARY KEY (month, unit, category)
+);

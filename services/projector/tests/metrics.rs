@@ -154,6 +154,16 @@ async fn redelivery_counts_nothing_twice_and_gaps_are_refused() {
             .await
             .unwrap();
     assert_eq!(complaints, [(a, false), (b, true)]);
+    // Both filed against the same unit in July; b, merged, is taken out again (once).
+    let counted: Vec<(String, String, String, i64)> =
+        sqlx::query_as("SELECT month, unit, category, complaints FROM complaint_counts")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        counted,
+        [("2026-07".into(), "某某执法队".into(), "other".into(), 1)]
+    );
 
     // An event whose predecessor never arrived: refused, nothing written.
     let skipped = f.envelope(a, &contact("2026-07-03T01:00:00Z"));

@@ -44,14 +44,13 @@ async fn notices(
     })?;
     let pool = &ctx.state.pool;
     let fresh = freshness(pool, linkage_projector::complaints::NAME).await?;
+    let months: Vec<String> = period.months().iter().map(ToString::to_string).collect();
     let counts: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT complained_unit, category, count(*) FROM complaint_appeals \
-         WHERE filed_at >= $1 AND filed_at < $2 AND NOT duplicate \
-           AND ($3::text IS NULL OR complained_unit = $3) \
-         GROUP BY complained_unit, category",
+        "SELECT unit, category, sum(complaints)::bigint FROM complaint_counts \
+         WHERE month = ANY($1) AND ($2::text IS NULL OR unit = $2) \
+         GROUP BY unit, category HAVING sum(complaints) > 0",
     )
-    .bind(period.start())
-    .bind(period.end())
+    .bind(&months)
     .bind(&unit)
     .fetch_all(pool)
     .await
