@@ -123,6 +123,7 @@ fn assign(lead: &str, co: &[&str], deadlines: Deadlines, at: DateTime<Utc>) -> A
         co_handlers: co.iter().map(|d| dept(d)).collect(),
         deadlines,
         calendar: "test".into(),
+        policy: Default::default(),
         at,
     }
 }
