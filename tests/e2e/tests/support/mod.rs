@@ -365,11 +365,28 @@ pub async fn spawn_query_api(app: &TestApp) -> SocketAddr {
 }
 
 /// Refills the ledger from the event store (there is no live projector in this test).
+/// A rebuild reads below the cluster-wide horizon (the oldest running transaction, in any
+/// database), so a transaction of a test running beside this one can hold it back: rebuild
+/// until every appeal event of this database is in.
 pub async fn project(app: &TestApp) {
     let ledger = linkage_projector::projection_named("ledger").expect("ledger projection");
-    linkage_projector::rebuild(&app.db.pool, ledger.as_ref(), |_, _| {})
+    for _ in 0..200 {
+        linkage_projector::rebuild(&app.db.pool, ledger.as_ref(), |_, _| {})
+            .await
+            .expect("rebuild ledger");
+        let (projected, stored): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM ledger_timeline), \
+                    (SELECT count(*) FROM events WHERE aggregate_type = 'appeal')",
+        )
+        .fetch_one(&app.db.pool)
         .await
-        .expect("rebuild ledger");
+        .expect("counts");
+        if projected == stored {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the ledger rebuild never reached this database's last event");
 }
 
 pub async fn send(
