@@ -190,6 +190,14 @@ impl TestApp {
             .expect("count events")
     }
 
+    /// Events of appeals (not counting the SLA rules stream every database starts with).
+    pub async fn appeal_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'appeal'")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count appeal events")
+    }
+
     pub async fn total_events(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(&self.db.pool)

@@ -224,7 +224,7 @@ async fn a_retried_idempotent_request_records_nothing_new_and_gets_the_first_ans
     assert_eq!(again.status, 201);
     assert_eq!(again.body, first.body);
     assert_eq!(again.headers["idempotent-replayed"], "true");
-    assert_eq!(app.total_events().await, 1);
+    assert_eq!(app.appeal_events().await, 1);
 
     // Same key, different body.
     let mut other = sample_appeal();
@@ -234,7 +234,7 @@ async fn a_retried_idempotent_request_records_nothing_new_and_gets_the_first_ans
         .await;
     mismatch.assert_problem(422, "invalid-field");
     assert_eq!(mismatch.body["field"], "Idempotency-Key");
-    assert_eq!(app.total_events().await, 1);
+    assert_eq!(app.appeal_events().await, 1);
 
     // Keys belong to their caller: another dispatcher may use the same key.
     let someone_else = app
@@ -282,7 +282,7 @@ async fn concurrent_retries_with_one_key_record_once() {
         assert_eq!(a.status, 201, "{}", a.body);
         assert_eq!(a.body, answers[0].body);
     }
-    assert_eq!(app.total_events().await, 1);
+    assert_eq!(app.appeal_events().await, 1);
 }
 
 #[tokio::test]
@@ -416,7 +416,7 @@ async fn bad_requests_get_clear_problems_and_change_nothing() {
         .await;
     no_route.assert_problem(404, "not-found");
 
-    assert_eq!(app.total_events().await, 0);
+    assert_eq!(app.appeal_events().await, 0);
     let counters: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
         .fetch_one(&app.db.pool)
         .await
@@ -434,11 +434,17 @@ async fn health_and_readiness() {
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.body["checks"]["postgres"]["ok"], true);
     assert_eq!(ready.body["checks"]["nats"]["ok"], true);
-    // No relay runs in this test: the filed appeal's event is unpublished.
+    // No relay runs in this test: every event is unpublished (the seeded SLA rules and the
+    // filed appeal's).
     let _ = app.file_appeal().await;
+    let unpublished = app.total_events().await;
     let ready =
         linkage_e2e::TestApp::answer(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
-    assert_eq!(ready.body["relay_lag"]["events"], 1, "{}", ready.body);
+    assert_eq!(
+        ready.body["relay_lag"]["events"], unpublished,
+        "{}",
+        ready.body
+    );
     let metrics = app
         .http
         .get(app.url("/metrics"))
@@ -449,7 +455,7 @@ async fn health_and_readiness() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("linkage_relay_lag_events 1\n"),
+        metrics.contains(&format!("linkage_relay_lag_events {unpublished}\n")),
         "{metrics}"
     );
     assert!(metrics.contains("linkage_relay_lag_seconds "), "{metrics}");
