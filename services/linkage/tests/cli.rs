@@ -96,3 +96,37 @@ fn bad_arguments_are_refused_clearly() {
     assert!(!ok);
     assert!(err.contains("department"), "{err}");
 }
+
+#[tokio::test]
+async fn sla_deadline_uses_the_stored_calendar_and_names_its_version() {
+    // A fresh district: the rules stream is seeded with the official years (calendar-v7), so the
+    // National Day example gives the same deadline, now with the stored version.
+    let db = linkage_store::testing::TestDatabase::new()
+        .await
+        .expect("test database");
+    let out = Command::new(env!("CARGO_BIN_EXE_linkage"))
+        .args([
+            "sla",
+            "deadline",
+            "--from",
+            "2024-09-27T10:00:00+08:00",
+            "--working-days",
+            "10",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run linkage");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Fri 2024-09-27 + 10 working days across National Day: Sun 09-29 and Sat 10-12 are
+    // adjusted working days → 24:00 Wed 2024-10-16 local.
+    assert!(
+        stdout.contains("deadline: 2024-10-16T16:00:00Z"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("calendar: calendar-v7"), "{stdout}");
+}
