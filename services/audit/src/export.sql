@@ -10,4 +10,4 @@ FROM events
 WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2)
   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
   AND ($3::timestamptz IS NULL OR recorded_at <= $3)
-ORDER BY tx_id, global_position
+ORDER BY events.tx_id, events.global_position

@@ -3,4 +3,4 @@
 SELECT tx_id::text::bigint AS tx_id, global_position, hash
 FROM events
 WHERE (tx_id, global_position) <= ($1::bigint::text::xid8, $2)
-ORDER BY tx_id, global_position
+ORDER BY events.tx_id, events.global_position
