@@ -14,7 +14,7 @@ ARGS ?=
 ROLE ?= dispatcher
 DEPT ?=
 
-.PHONY: help services run token test test-faults lint fmt stop status clean-local
+.PHONY: help services run token test test-faults fuzz lint fmt stop status clean-local
 
 help: ## List targets
 	@echo "Linkage make targets:"
@@ -49,6 +49,15 @@ test: services ## Run all tests (nextest + doctests if nextest is installed, els
 # The long fault suite (docs/operations.md); `make test` runs its short form.
 test-faults: services ## Long fault suite: kill roles, restart NATS, drop DB connections under load; prints the report
 	@$(WITH_ENV) LINKAGE_FAULTS=long cargo nextest run -p linkage --test faults --no-capture
+
+# cargo-fuzz needs a nightly toolchain; without one the target says so and stops (the same
+# property runs under proptest in `make test`: tests/e2e/tests/bad_input.rs).
+FUZZ_SECONDS ?= 20
+fuzz: ## Fuzz the bus envelope decoder for FUZZ_SECONDS (cargo-fuzz, nightly)
+	@if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then \
+		echo "fuzz: skipped, no nightly toolchain (rustup toolchain install nightly)"; exit 0; fi; \
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked; \
+	cd fuzz && cargo +nightly fuzz run envelope -- -max_total_time=$(FUZZ_SECONDS)
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
