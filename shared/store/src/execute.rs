@@ -75,11 +75,18 @@ where
         loop {
             let mut loaded = self.load(aggregate_id).await.map_err(ExecuteError::Store)?;
             let sink = EventSink::<A>::default();
-            loaded
+            if let Err(refusal) = loaded
                 .aggregate
                 .handle(command.clone(), services, &sink)
                 .await
-                .map_err(ExecuteError::Rejected)?;
+            {
+                // A refusal may be the effect of this very request's first attempt, committed
+                // since the caller looked the key up: answer as that attempt was answered.
+                return Err(match self.key_recorded(idempotency).await? {
+                    true => ExecuteError::IdempotencyKeyTaken,
+                    false => ExecuteError::Rejected(refusal),
+                });
+            }
             let events = sink.collect().await;
             // `handle` applied the events to `loaded.aggregate` already; `append` only reads the
             // stream position and last hash, which are still those of the loaded stream.
@@ -100,6 +107,12 @@ where
                     });
                 }
                 Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
+                    // The concurrent append may be this very request, retried by the client
+                    // while its first attempt was still committing: then the key is recorded
+                    // now, and the answer is that attempt's, not a decision on the new state.
+                    if self.key_recorded(idempotency).await? {
+                        return Err(ExecuteError::IdempotencyKeyTaken);
+                    }
                     tracing::debug!(aggregate_id, attempt, "append conflict; deciding again");
                     attempt += 1;
                 }
@@ -110,5 +123,21 @@ where
                 Err(e) => return Err(ExecuteError::Store(e)),
             }
         }
+    }
+}
+
+impl<A: Aggregate> PgEventStore<A> {
+    /// Whether a request with this idempotency key has been recorded (by any attempt).
+    async fn key_recorded<E: std::error::Error>(
+        &self,
+        idempotency: Option<Idempotent<'_, A>>,
+    ) -> Result<bool, ExecuteError<E>> {
+        let Some(i) = idempotency else {
+            return Ok(false);
+        };
+        let replay = crate::idempotency::lookup(self.pool(), i.key)
+            .await
+            .map_err(ExecuteError::Store)?;
+        Ok(!matches!(replay, crate::idempotency::Replay::None))
     }
 }

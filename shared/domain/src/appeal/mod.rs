@@ -98,6 +98,8 @@ pub enum AppealError {
         department: DepartmentId,
         role: &'static str,
     },
+    #[error("the appeal is already led by {0}")]
+    AlreadyLedBy(DepartmentId),
     #[error("department {0} has never handled this appeal")]
     DepartmentNotInvolved(DepartmentId),
     #[error("contact with the filer has already been recorded")]
@@ -139,6 +141,7 @@ impl AppealError {
                 ErrorKind::Invalid
             }
             Self::AlreadyFiled
+            | Self::AlreadyLedBy(_)
             | Self::IllegalTransition { .. }
             | Self::AlreadyContacted
             | Self::FeedbackAlreadyGiven
@@ -396,10 +399,9 @@ impl Appeal {
                 check_co_handlers(&body.lead, &body.co_handlers)?;
                 let from = self.lead.clone().ok_or_else(|| self.illegal(command))?;
                 if from == body.lead {
-                    return Err(AppealError::InvalidField {
-                        field: "lead",
-                        reason: format!("the appeal is already led by {from}"),
-                    });
+                    // A conflict with the current state (e.g. two dispatchers transferring to
+                    // the same department at once), not a malformed request.
+                    return Err(AppealError::AlreadyLedBy(from));
                 }
                 let policy = self.policy_for_assignment(&rules);
                 E::AppealTransferred {

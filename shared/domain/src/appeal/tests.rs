@@ -893,11 +893,10 @@ fn transfer_hands_the_appeal_over_with_fresh_contact_and_feedback() {
 }
 
 #[test]
-fn transfer_to_the_same_lead_is_invalid() {
-    test_at(LATER)
-        .given(story_assigned())
-        .when(transfer(LEAD, &[]))
-        .then_expect_invalid("lead", "already led by market-supervision");
+fn transfer_to_the_same_lead_is_a_conflict() {
+    let err = run(LATER, story_assigned(), transfer(LEAD, &[])).unwrap_err();
+    assert_eq!(err, AppealError::AlreadyLedBy(dept(LEAD)));
+    assert_eq!(err.kind(), ErrorKind::Conflict);
 }
 
 #[test]
