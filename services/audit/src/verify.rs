@@ -463,7 +463,51 @@ async fn verify_streams(
         .execute(&mut *tx)
         .await
         .map_err(|e| AuditError::db("configuring the stream check", e))?;
+    // Reading (the protocol) and checking (JSON decoding, canonical encoding, SHA-256) run on
+    // two threads, handing over bounded batches of rows: memory stays constant.
+    let (batches, inbox) = tokio::sync::mpsc::channel::<Vec<PgRow>>(4);
+    let mut checker = AbortOnDrop(tokio::task::spawn_blocking(move || check_streams(inbox)));
     let mut rows = sqlx::query(VERIFY_STREAMS).fetch(&mut *tx);
+    let mut batch = Vec::with_capacity(CHECK_BATCH);
+    let mut read = 0u64;
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| AuditError::db("reading events to verify", e))?
+    {
+        batch.push(row);
+        read += 1;
+        if batch.len() == CHECK_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(CHECK_BATCH));
+            if batches.send(full).await.is_err() {
+                // The checker stopped on an error: it is returned below.
+                break;
+            }
+        }
+        if read.is_multiple_of(PROGRESS_EVERY) {
+            progress(read, total);
+        }
+    }
+    if !batch.is_empty() {
+        let _ = batches.send(batch).await;
+    }
+    drop(batches);
+    drop(rows);
+    tx.commit()
+        .await
+        .map_err(|e| AuditError::db("finishing the stream check", e))?;
+    (&mut checker.0)
+        .await
+        .map_err(|e| AuditError::Task(format!("the stream check stopped: {e}")))?
+}
+
+/// Rows handed from the reader to the checker at once.
+const CHECK_BATCH: usize = 512;
+
+/// Checks the rows the reader hands over, in order.
+fn check_streams(
+    mut inbox: tokio::sync::mpsc::Receiver<Vec<PgRow>>,
+) -> Result<StreamsOutcome, AuditError> {
     let mut checker = StreamChecker::default();
     let mut outcome = StreamsOutcome {
         events: 0,
@@ -471,29 +515,20 @@ async fn verify_streams(
         findings: Vec::new(),
         omitted: 0,
     };
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .map_err(|e| AuditError::db("reading events to verify", e))?
-    {
-        let stored =
-            Stored::from_row(&row).map_err(|e| AuditError::db("decoding an events row", e))?;
-        if let Some(finding) = checker.check(&stored) {
-            if outcome.findings.len() < MAX_FINDINGS {
-                outcome.findings.push(finding);
-            } else {
-                outcome.omitted += 1;
+    while let Some(batch) = inbox.blocking_recv() {
+        for row in &batch {
+            let stored =
+                Stored::from_row(row).map_err(|e| AuditError::db("decoding an events row", e))?;
+            if let Some(finding) = checker.check(&stored) {
+                if outcome.findings.len() < MAX_FINDINGS {
+                    outcome.findings.push(finding);
+                } else {
+                    outcome.omitted += 1;
+                }
             }
-        }
-        outcome.events += 1;
-        if outcome.events.is_multiple_of(PROGRESS_EVERY) {
-            progress(outcome.events, total);
+            outcome.events += 1;
         }
     }
-    drop(rows);
-    tx.commit()
-        .await
-        .map_err(|e| AuditError::db("finishing the stream check", e))?;
     outcome.streams = checker.streams;
     Ok(outcome)
 }
