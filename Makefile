@@ -14,7 +14,7 @@ ARGS ?=
 ROLE ?= dispatcher
 DEPT ?=
 
-.PHONY: help services run token test test-faults fuzz lint fmt stop status clean-local
+.PHONY: help services run token test test-faults fuzz bench lint fmt stop status clean-local
 
 help: ## List targets
 	@echo "Linkage make targets:"
@@ -58,6 +58,9 @@ fuzz: ## Fuzz the bus envelope decoder for FUZZ_SECONDS (cargo-fuzz, nightly)
 		echo "fuzz: skipped, no nightly toolchain (rustup toolchain install nightly)"; exit 0; fi; \
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked; \
 	cd fuzz && cargo +nightly fuzz run envelope -- -max_total_time=$(FUZZ_SECONDS)
+
+bench: services ## Measure Linkage against pgbench / raw JetStream in one run (BENCHMARKS.md); writes bench/results/<date>.md
+	bash bench/run.sh
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
