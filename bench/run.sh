@@ -9,6 +9,7 @@
 #   BENCH_PGBENCH_SECS [40]   pgbench run length (its first 5 s are left out)
 #   BENCH_APPEALS [130000]    appeals in the seeded history (about 1M events; see BENCHMARKS.md)
 #   BENCH_QUERY_SECS [30]     seconds of query measurement
+#   BENCH_QUERY_CLIENTS [2]   concurrent readers (one per core: latency, not queueing)
 #   BENCH_RELAY_SECS [20]     seconds the relay is watched draining the history
 #   BENCH_PORT_BASE [18080]   command API on it, query API on +1
 #   BENCH_CALENDAR            the roles' LINKAGE_CALENDAR (default: theirs, the stored calendar)
@@ -24,6 +25,7 @@ WARMUP=${BENCH_WARMUP:-10}
 PGBENCH_SECS=${BENCH_PGBENCH_SECS:-40}
 APPEALS=${BENCH_APPEALS:-130000}
 QUERY_SECS=${BENCH_QUERY_SECS:-30}
+QUERY_CLIENTS=${BENCH_QUERY_CLIENTS:-2}
 RELAY_SECS=${BENCH_RELAY_SECS:-20}
 PORT_BASE=${BENCH_PORT_BASE:-18080}
 OUT=${BENCH_OUT:-bench/results}
@@ -220,7 +222,7 @@ for route in "rates=/api/v1/rates?month=2026-06" "rankings=/api/v1/rankings?peri
     if [[ $status == 200 ]]; then ROUTES+=(--route "$route"); else log "queries: ${route%%=*} not measured (HTTP $status)"; fi
 done
 "$LOADGEN" queries --query-url "http://$QUERY_ADDR" --duration-secs "$QUERY_SECS" "${ROUTES[@]}" \
-    --out "$PARTS/queries.json"
+    --clients "$QUERY_CLIENTS" --out "$PARTS/queries.json"
 stop_role "$query_pid"
 
 # Audit export / verify (`linkage audit`) are measured once the binary has them.
