@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate as _;
 use linkage_bus::Envelope;
 use linkage_domain::appeal::{Appeal, AppealEvent, AppealStatus, ReturnVisitResult};
-use linkage_domain::sla::Deadlines;
+use linkage_domain::sla::{Deadlines, StepsDone};
 use linkage_domain::values::{
     AccountabilityKind, Category, Channel, DeadlineKind, DepartmentId, FilerKind, Phone,
     ResolutionOutcome, Satisfaction, TrackingNumber,
@@ -404,16 +404,12 @@ impl LedgerRow {
             .iter()
             .filter_map(|which| {
                 let due = self.due(*which)?;
-                let done_at = match which {
-                    DeadlineKind::Contact => self.contacted_at,
-                    // A resolution is the fullest feedback: it meets the feedback deadline too.
-                    DeadlineKind::Feedback => match (self.feedback_at, self.resolved_at) {
-                        (Some(f), Some(r)) => Some(f.min(r)),
-                        (f, r) => f.or(r),
-                    },
-                    DeadlineKind::Resolution => self.resolved_at,
-                };
-                let met = done_at.is_some_and(|at| at < due);
+                let met = StepsDone {
+                    contacted_at: self.contacted_at,
+                    feedback_at: self.feedback_at,
+                    resolved_at: self.resolved_at,
+                }
+                .met(*which, due);
                 (!met && !self.missed_in_force.contains(which)).then_some((*which, due))
             })
             .collect()

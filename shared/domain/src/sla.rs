@@ -230,6 +230,31 @@ pub fn extend_deadline(
     add_working_days(calendar, due - Duration::seconds(1), n)
 }
 
+/// When each step a deadline asks for was done (for the current assignment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepsDone {
+    pub contacted_at: Option<DateTime<Utc>>,
+    pub feedback_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl StepsDone {
+    /// Whether the `which` deadline, due at `due`, was met: its step was done before it (a
+    /// deadline is an exclusive end, so a step at the due instant is late). A resolution is the
+    /// fullest feedback: it meets the feedback deadline too.
+    pub fn met(&self, which: DeadlineKind, due: DateTime<Utc>) -> bool {
+        let done_at = match which {
+            DeadlineKind::Contact => self.contacted_at,
+            DeadlineKind::Feedback => match (self.feedback_at, self.resolved_at) {
+                (Some(f), Some(r)) => Some(f.min(r)),
+                (f, r) => f.or(r),
+            },
+            DeadlineKind::Resolution => self.resolved_at,
+        };
+        done_at.is_some_and(|at| at < due)
+    }
+}
+
 /// When a deadline turns yellow (configurable per deployment).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LightPolicy {

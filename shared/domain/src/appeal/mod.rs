@@ -21,7 +21,7 @@ pub use events::*;
 use crate::calendar::{CalendarError, WorkingCalendar, add_working_days};
 use crate::clock::Clock;
 use crate::rules::{FixedRules, Rulebook, RulesSource};
-use crate::sla::{Deadlines, SlaPolicy, extend_deadline};
+use crate::sla::{Deadlines, SlaPolicy, StepsDone, extend_deadline};
 use crate::values::{Category, Channel, DeadlineKind, DepartmentId, TrackingNumber};
 
 /// Where an appeal is in its lifecycle.
@@ -618,17 +618,12 @@ impl Appeal {
                 )?;
                 let which = body.which;
                 let due = self.deadlines().due(which);
-                let done_at = match which {
-                    DeadlineKind::Contact => self.contacted_at,
-                    // A resolution is the fullest feedback: it meets the feedback deadline too.
-                    DeadlineKind::Feedback => match (self.feedback_at, self.resolved_at) {
-                        (Some(f), Some(r)) => Some(f.min(r)),
-                        (f, r) => f.or(r),
-                    },
-                    DeadlineKind::Resolution => self.resolved_at,
+                let steps = StepsDone {
+                    contacted_at: self.contacted_at,
+                    feedback_at: self.feedback_at,
+                    resolved_at: self.resolved_at,
                 };
-                // A deadline is an exclusive end: a step at the due instant is late.
-                if done_at.is_some_and(|at| at < due) {
+                if steps.met(which, due) {
                     return Err(AppealError::DeadlineNotMissed {
                         which,
                         reason: "it was met",
