@@ -18,6 +18,7 @@ use linkage_domain::sla::{PolicyScope, SlaPolicy};
 use linkage_store::idempotency::StoredResponse;
 use linkage_store::{CommittedEvent, Idempotent, PgEventStore};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -30,59 +31,58 @@ pub fn rules_routes() -> Router<Arc<AppState>> {
         .route("/api/v1/calendar", get(read_calendar))
         .route(
             "/api/v1/calendar/years",
-            post(
-                |State(state): State<Arc<AppState>>,
-                 Caller(caller): Caller,
-                 ctx: RequestContext,
-                 body: JsonBody<PublishCalendarYear>| async move {
-                    let raw = body.raw.clone();
-                    let command = RulesCommand::PublishCalendarYear(body.value);
-                    run(
-                        &state,
-                        &caller,
-                        &ctx,
-                        "/api/v1/calendar/years",
-                        &raw,
-                        command,
-                    )
-                    .await
-                },
-            ),
+            post(command::<PublishCalendarYear>),
         )
         .route(
             "/api/v1/calendar/corrections",
-            post(
-                |State(state): State<Arc<AppState>>,
-                 Caller(caller): Caller,
-                 ctx: RequestContext,
-                 body: JsonBody<CorrectCalendarDate>| async move {
-                    let raw = body.raw.clone();
-                    let command = RulesCommand::CorrectCalendarDate(body.value);
-                    run(
-                        &state,
-                        &caller,
-                        &ctx,
-                        "/api/v1/calendar/corrections",
-                        &raw,
-                        command,
-                    )
-                    .await
-                },
-            ),
+            post(command::<CorrectCalendarDate>),
         )
         .route(
             "/api/v1/sla-policies",
-            get(read_policies).post(
-                |State(state): State<Arc<AppState>>,
-                 Caller(caller): Caller,
-                 ctx: RequestContext,
-                 body: JsonBody<SetSlaPolicy>| async move {
-                    let raw = body.raw.clone();
-                    let command = RulesCommand::SetSlaPolicy(body.value);
-                    run(&state, &caller, &ctx, "/api/v1/sla-policies", &raw, command).await
-                },
-            ),
+            get(read_policies).post(command::<SetSlaPolicy>),
         )
+}
+
+/// A rules command's request body.
+trait RulesBody: DeserializeOwned + Send + 'static {
+    fn command(self) -> RulesCommand;
+}
+
+impl RulesBody for PublishCalendarYear {
+    fn command(self) -> RulesCommand {
+        RulesCommand::PublishCalendarYear(self)
+    }
+}
+
+impl RulesBody for CorrectCalendarDate {
+    fn command(self) -> RulesCommand {
+        RulesCommand::CorrectCalendarDate(self)
+    }
+}
+
+impl RulesBody for SetSlaPolicy {
+    fn command(self) -> RulesCommand {
+        RulesCommand::SetSlaPolicy(self)
+    }
+}
+
+async fn command<B: RulesBody>(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    ctx: RequestContext,
+    uri: axum::http::Uri,
+    body: JsonBody<B>,
+) -> Result<Response, ApiError> {
+    let raw = body.raw.clone();
+    run(
+        &state,
+        &caller,
+        &ctx,
+        uri.path(),
+        &raw,
+        body.value.command(),
+    )
+    .await
 }
 
 /// Runs one rules command and installs the new rules in this process at once.

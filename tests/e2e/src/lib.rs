@@ -190,6 +190,29 @@ impl TestApp {
             .expect("count events")
     }
 
+    /// Starts the query API over this app's database with the same token keys (no projector:
+    /// tests fill the read models themselves).
+    pub async fn spawn_query_api(&self) -> SocketAddr {
+        linkage_projector::ensure_schema(&self.db.pool, &linkage_projector::all_projections())
+            .await
+            .expect("read model schema");
+        let state = Arc::new(linkage_query_api::QueryState {
+            pool: self.db.pool.clone(),
+            keys: self.keys.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = linkage_query_api::router(state, &linkage_query_api::QueryConfig::default());
+        tokio::spawn(linkage_query_api::serve(
+            listener,
+            router,
+            std::future::pending(),
+        ));
+        addr
+    }
+
     /// Events of appeals (not counting the SLA rules stream every database starts with).
     pub async fn appeal_events(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'appeal'")

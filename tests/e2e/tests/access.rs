@@ -18,7 +18,7 @@ use support::*;
 #[tokio::test]
 async fn every_role_on_every_route_gets_what_docs_access_md_says() {
     let app = spawn_app().await;
-    let query = spawn_query_api(&app).await;
+    let query = app.spawn_query_api().await;
     let matrix = documented_matrix();
 
     // Every command of the role matrix has a row.
@@ -159,7 +159,7 @@ async fn expired_malformed_forged_and_unsigned_tokens_are_refused_on_every_route
  {
     let logs = capture_logs();
     let app = spawn_app().await;
-    let query = spawn_query_api(&app).await;
+    let query = app.spawn_query_api().await;
     let id = prepare(&app, Given::Assigned).await.expect("appeal");
     let before = app.total_events().await;
     let bad = bad_tokens(&app);
@@ -233,7 +233,7 @@ async fn expired_malformed_forged_and_unsigned_tokens_are_refused_on_every_route
 #[tokio::test]
 async fn phone_numbers_are_masked_for_roles_that_do_not_call_filers() {
     let app = spawn_app().await;
-    let query = spawn_query_api(&app).await;
+    let query = app.spawn_query_api().await;
     let id = prepare(&app, Given::Assigned).await.expect("appeal");
     project(&app).await;
     let full = "13800130000";

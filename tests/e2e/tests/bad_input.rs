@@ -337,7 +337,7 @@ async fn bad_input_on_every_route_is_refused_with_a_problem_and_records_nothing(
 #[tokio::test]
 async fn bad_query_parameters_and_huge_pages_are_refused_on_every_read() {
     let app = spawn_app().await;
-    let query: SocketAddr = spawn_query_api(&app).await;
+    let query: SocketAddr = app.spawn_query_api().await;
     let id = prepare(&app, Given::Assigned).await.expect("appeal");
     project(&app).await;
     let params = [

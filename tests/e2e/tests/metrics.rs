@@ -826,28 +826,6 @@ fn check(a: &BTreeMap<&'static str, Value>) {
     assert_eq!(n[0]["appeals"].as_array().unwrap().len(), 3);
 }
 
-/// Starts the query API alone over the app's database (no projector: the tables are empty).
-async fn query_api(app: &TestApp) -> SocketAddr {
-    linkage_projector::ensure_schema(&app.db.pool, &linkage_projector::all_projections())
-        .await
-        .expect("read model schema");
-    let state = Arc::new(linkage_query_api::QueryState {
-        pool: app.db.pool.clone(),
-        keys: app.keys.clone(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = linkage_query_api::router(state, &linkage_query_api::QueryConfig::default());
-    tokio::spawn(linkage_query_api::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
-    addr
-}
-
 async fn read(app: &TestApp, query: SocketAddr, path: &str, role: Role) -> linkage_e2e::Answer {
     let response = app
         .http
@@ -867,7 +845,7 @@ fn all_scores(score: u8) -> Value {
 #[tokio::test]
 async fn who_may_do_what_and_bad_input_changes_nothing() {
     let app = spawn_app().await;
-    let query = query_api(&app).await;
+    let query = app.spawn_query_api().await;
     // The SLA rules the app seeds are events too.
     let seeded = app.total_events().await;
     app.clock.set(bj("2026-08-10 10:00"));

@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use linkage_auth::Role;
 use linkage_e2e::{Answer, TestApp, monday_morning, sample_appeal};
@@ -340,28 +339,6 @@ pub async fn prepare(app: &TestApp, given: Given) -> Option<String> {
         _ => {}
     }
     Some(id)
-}
-
-/// Starts the query API over the command API's database, with the same token keys.
-pub async fn spawn_query_api(app: &TestApp) -> SocketAddr {
-    linkage_projector::ensure_schema(&app.db.pool, &linkage_projector::all_projections())
-        .await
-        .expect("read model schema");
-    let state = Arc::new(linkage_query_api::QueryState {
-        pool: app.db.pool.clone(),
-        keys: app.keys.clone(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = linkage_query_api::router(state, &linkage_query_api::QueryConfig::default());
-    tokio::spawn(linkage_query_api::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
-    addr
 }
 
 /// Refills the ledger from the event store (there is no live projector in this test).
