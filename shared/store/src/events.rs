@@ -42,10 +42,21 @@ pub struct CommittedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// Where an append takes its event ids and its recording instant from. Without one, the wall
+/// clock and random UUIDv7s; a scripted history (the demo data) gives its simulated clock and
+/// ids derived from its seed, so the same script records the same events with the same hashes.
+pub trait EventStamps: Send + Sync + std::fmt::Debug {
+    /// The instant the events of the append are recorded at (truncated to microseconds).
+    fn recorded_at(&self) -> DateTime<Utc>;
+    /// The id of the event at `sequence` of the stream `aggregate_id`.
+    fn event_id(&self, aggregate_id: &str, sequence: i64, recorded_at: DateTime<Utc>) -> Uuid;
+}
+
 /// The events table of one database.
 #[derive(Debug, Clone)]
 pub struct PgEventStore<A> {
     pool: PgPool,
+    stamps: Option<std::sync::Arc<dyn EventStamps>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -53,8 +64,15 @@ impl<A: Aggregate> PgEventStore<A> {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
+            stamps: None,
             _aggregate: PhantomData,
         }
+    }
+
+    /// The same store, stamping appends with `stamps` instead of the wall clock and random ids.
+    pub fn with_stamps(mut self, stamps: std::sync::Arc<dyn EventStamps>) -> Self {
+        self.stamps = Some(stamps);
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -110,12 +128,19 @@ impl<A: Aggregate> PgEventStore<A> {
         }
         let metadata = serde_json::to_value(metadata).map_err(StoreError::Encode)?;
         // Postgres keeps microseconds; hash exactly what is stored.
-        let recorded_at = Utc::now().trunc_subsecs(6);
+        let recorded_at = match &self.stamps {
+            Some(stamps) => stamps.recorded_at(),
+            None => Utc::now(),
+        }
+        .trunc_subsecs(6);
         let mut rows = AppendRows::default();
         let mut prev = loaded.last_hash.clone();
         for (i, event) in events.iter().enumerate() {
-            let event_id = Uuid::now_v7();
             let sequence = loaded.sequence + 1 + i as i64;
+            let event_id = match &self.stamps {
+                Some(stamps) => stamps.event_id(&loaded.aggregate_id, sequence, recorded_at),
+                None => Uuid::now_v7(),
+            };
             let event_type = event.event_type();
             let event_version = event.event_version();
             let payload = encode_event(event)?;

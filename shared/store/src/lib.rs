@@ -11,7 +11,7 @@ pub mod testing;
 pub mod tracking;
 pub mod verify;
 
-pub use events::{CommittedEvent, LoadedAggregate, PgEventStore};
+pub use events::{CommittedEvent, EventStamps, LoadedAggregate, PgEventStore};
 pub use execute::{ExecuteError, Executed, Idempotent, MAX_ATTEMPTS};
 
 /// Everything that can go wrong in the store; each I/O error says what was being done.
