@@ -210,10 +210,16 @@ async fn run_projection(
         };
         let batch = match fetched {
             Ok(batch) => batch,
+            // The consumer may be gone or stale (a NATS restart can lose it, or leave a pull
+            // request unanswered): open it again from the checkpoint, as on start.
             Err(e) => {
-                tracing::warn!(error = %e, "fetching from the bus failed; retrying");
+                tracing::warn!(error = %e, "fetching from the bus failed; reopening the consumer");
                 if pause(backoff.next(), &mut stop).await {
                     return;
+                }
+                match open_consumer(&pool, &bus, projection.name(), &durable).await {
+                    Ok(fresh) => consumer = fresh,
+                    Err(e) => tracing::warn!(error = %e, "reopening the consumer failed"),
                 }
                 continue;
             }

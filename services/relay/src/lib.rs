@@ -11,6 +11,13 @@
 //!   inside its duplicate window; and a relay that takes over first moves the checkpoint past
 //!   whatever the stream already holds ([`reconcile`]), so a crash between the acks and the
 //!   checkpoint republishes nothing even after the window.
+//! - **Nothing lost by the server.** A NATS server that crashes before its fsync can lose
+//!   messages it acknowledged. So [`reconcile`] also runs whenever the bus connected to a server
+//!   again and after any failed step: when the stream's last message is before the checkpoint,
+//!   the events after it are published again, in order, before anything new. And every publish
+//!   must directly follow the stream's last sequence as this relay knows it
+//!   (`Nats-Expected-Last-Sequence`), so a batch sent to a server that lost messages is refused
+//!   rather than stored after a gap.
 //! - **One at a time.** The active relay holds a Postgres session advisory lock on a connection
 //!   of its own; others wait for it. The active relay checks that connection every
 //!   `lock_check_interval`; when it is lost it stops publishing at once and waits again. The
@@ -33,7 +40,7 @@ use sqlx::{PgPool, Row};
 
 pub use chain::{chain_step, chain_step_envelope};
 pub use run::run;
-pub use step::{Anchor, RelayState, load_anchors, publish_pending, reconcile};
+pub use step::{Anchor, Reconciled, RelayState, load_anchors, publish_pending, reconcile};
 
 /// The Postgres channel the relay listens on: a writer may `NOTIFY linkage_events` (or
 /// `SELECT pg_notify('linkage_events', '')`) after its commit, in a transaction of its own, to

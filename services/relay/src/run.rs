@@ -166,6 +166,12 @@ async fn lead(pool: &PgPool, bus: &Bus, config: &RelayConfig) -> RelayError {
             listener = listen(pool).await;
             listened_at = Some(Instant::now());
         }
+        // After a reconnection the server may be one that lost messages: look at the stream
+        // again (from the stored checkpoint) before publishing anything more.
+        if state.as_ref().is_some_and(|s| s.stream_unverified(bus)) {
+            tracing::info!("reconnected to NATS; reconciling with the stream");
+            state = None;
+        }
         let step = match &mut state {
             Some(state) => publish_pending(pool, bus, config, state).await,
             None => match start(pool, bus, config).await {

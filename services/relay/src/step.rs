@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use linkage_bus::{Bus, BusError, ENVELOPE_VERSION, Envelope};
+use linkage_bus::{Bus, ENVELOPE_VERSION, Envelope};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
@@ -24,6 +24,26 @@ pub struct RelayState {
     /// Events published since the last anchor.
     segment: Option<Segment>,
     last_anchor_at: Instant,
+    /// What this relay knows of the stream, in memory only (see [`reconcile`]).
+    stream: Option<StreamView>,
+}
+
+/// The stream as [`reconcile`] found it and this relay's publishes since then extended it.
+#[derive(Debug, Clone, Copy)]
+struct StreamView {
+    /// The stream's last sequence: every publish must directly follow it.
+    last_sequence: u64,
+    /// [`Bus::connection_epoch`] when the stream was looked at.
+    epoch: u64,
+}
+
+/// What [`reconcile`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Events the stream held beyond the checkpoint: the checkpoint moved past them.
+    pub skipped: u64,
+    /// Events the checkpoint covers that the stream had lost: published again, in order.
+    pub republished: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +87,7 @@ impl RelayState {
             published_count: row.get("published_count"),
             segment: None,
             last_anchor_at: Instant::now(),
+            stream: None,
         };
         let last_anchor = sqlx::query(
             "SELECT to_tx_id::text::bigint AS to_tx_id, to_position, chain_length, chain_hash \
@@ -120,6 +141,13 @@ impl RelayState {
 
     fn after(&self) -> (i64, i64) {
         (self.tx_id, self.global_position)
+    }
+
+    /// Whether the stream must be looked at again before publishing: never looked at, or the
+    /// bus connected to a server again since (it may have lost messages).
+    pub fn stream_unverified(&self, bus: &Bus) -> bool {
+        self.stream
+            .is_none_or(|view| view.epoch != bus.connection_epoch())
     }
 
     /// The state after publishing `events` (in order, right after this state).
@@ -348,7 +376,20 @@ async fn step(
     let mut next = state.advanced(&events);
     if !events.is_empty() {
         let envelopes: Vec<Envelope> = events.into_iter().map(|e| e.envelope).collect();
-        bus.publish(&envelopes).await?;
+        // Once the stream was reconciled, every message must land right after the one before:
+        // a server that lost acknowledged messages refuses the batch instead of taking it
+        // after a gap, and the relay reconciles again.
+        match &mut next.stream {
+            Some(view) => {
+                let sequences = bus.publish_after(view.last_sequence, &envelopes).await?;
+                if let Some(&last) = sequences.last() {
+                    view.last_sequence = last;
+                }
+            }
+            None => {
+                bus.publish(&envelopes).await?;
+            }
+        }
     }
     let anchor = next.take_anchor_if_due(config);
     let published = usize::try_from(next.published_count - state.published_count).unwrap_or(0);
@@ -367,64 +408,109 @@ async fn step(
     Ok(published)
 }
 
-/// Moves the checkpoint past events the stream already holds: a relay that crashed after the
-/// acks and before storing the checkpoint left them there. Run by a relay when it becomes
-/// active, before publishing. Returns how many events it skipped. If the stream's last message
-/// is not an event of this database (a reused stream), nothing is skipped.
+/// Makes the stream and the checkpoint agree, before this relay publishes (when it becomes
+/// active, after a failed step, and after the bus connected to a server again):
+///
+/// - **The stream holds more** (a relay crashed after the acks and before storing the
+///   checkpoint): the checkpoint moves past those events, so they are not published twice.
+/// - **The stream holds less** (the server lost messages it had acknowledged, e.g. a crash
+///   before its fsync, or the stream was deleted): the events after the stream's last one, up
+///   to the checkpoint, are published again in order, without moving the checkpoint or the
+///   global chain (they are in it already).
+///
+/// From then on every publish must directly follow the stream's last sequence (see
+/// [`Bus::publish_after`]). If the stream's last message is not an event of this database (a
+/// reused stream), nothing is skipped or republished.
 #[tracing::instrument(skip_all)]
 pub async fn reconcile(
     pool: &PgPool,
     bus: &Bus,
     config: &RelayConfig,
     state: &mut RelayState,
-) -> Result<u64, RelayError> {
-    let last = match bus.last_published().await {
-        Ok(Some(last)) => last,
-        Ok(None) => return Ok(0),
-        Err(e @ BusError::Decode { .. }) => {
-            tracing::warn!(error = %e, "the stream's last message is not an envelope; not reconciling");
-            return Ok(0);
-        }
-        Err(e) => return Err(e.into()),
+) -> Result<Reconciled, RelayError> {
+    // Read before looking: a reconnection during the look shows as a changed epoch later.
+    let epoch = bus.connection_epoch();
+    let tail = bus.tail().await?;
+    let mut view = StreamView {
+        last_sequence: tail.last_sequence,
+        epoch,
     };
-    let through = (last.tx_id, last.global_position);
-    if through <= state.after() {
-        return Ok(0);
-    }
-    let ours: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1 AND global_position = $2 \
-                        AND tx_id = $3::text::xid8)",
-    )
-    .bind(last.event_id)
-    .bind(last.global_position)
-    .bind(last.tx_id.to_string())
-    .fetch_one(pool)
-    .await
-    .map_err(|e| RelayError::db("looking up the stream's last event", e))?;
-    if !ours {
-        tracing::warn!(
-            event_id = %last.event_id,
-            "the stream's last event is not in this database; not reconciling"
-        );
-        return Ok(0);
-    }
-    let mut skipped = 0;
-    loop {
-        let events = read_events(pool, state.after(), config.batch_size, Some(through)).await?;
-        if events.is_empty() {
-            break;
+    let mut done = Reconciled::default();
+    let stream_after = match tail.last {
+        None => (0, 0),
+        Some((sequence, Err(error))) => {
+            tracing::warn!(stream_sequence = sequence, %error, "the stream's last message is not an envelope; not reconciling");
+            state.stream = Some(view);
+            return Ok(done);
         }
-        let mut next = state.advanced(&events);
-        let anchor = next.take_anchor_if_due(config);
-        store_checkpoint(pool, state, &next, anchor.as_ref()).await?;
-        skipped += events.len() as u64;
-        *state = next;
+        Some((_, Ok(last))) => {
+            let ours: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1 AND global_position = $2 \
+                                AND tx_id = $3::text::xid8)",
+            )
+            .bind(last.event_id)
+            .bind(last.global_position)
+            .bind(last.tx_id.to_string())
+            .fetch_one(pool)
+            .await
+            .map_err(|e| RelayError::db("looking up the stream's last event", e))?;
+            if !ours {
+                tracing::warn!(
+                    event_id = %last.event_id,
+                    "the stream's last event is not in this database; not reconciling"
+                );
+                state.stream = Some(view);
+                return Ok(done);
+            }
+            (last.tx_id, last.global_position)
+        }
+    };
+    let checkpoint = state.after();
+    if stream_after > checkpoint {
+        loop {
+            let events =
+                read_events(pool, state.after(), config.batch_size, Some(stream_after)).await?;
+            if events.is_empty() {
+                break;
+            }
+            let mut next = state.advanced(&events);
+            let anchor = next.take_anchor_if_due(config);
+            store_checkpoint(pool, state, &next, anchor.as_ref()).await?;
+            done.skipped += events.len() as u64;
+            *state = next;
+        }
+        tracing::info!(
+            skipped = done.skipped,
+            "moved the checkpoint past events already in the stream"
+        );
+    } else if stream_after < checkpoint {
+        tracing::warn!(
+            stream_last_sequence = tail.last_sequence,
+            stream_after_tx = stream_after.0,
+            stream_after_position = stream_after.1,
+            checkpoint_tx = checkpoint.0,
+            checkpoint_position = checkpoint.1,
+            "the stream lost events it had acknowledged; publishing them again"
+        );
+        let mut after = stream_after;
+        loop {
+            let events = read_events(pool, after, config.batch_size, Some(checkpoint)).await?;
+            let Some(last) = events.last() else { break };
+            after = (last.tx_id, last.global_position);
+            let envelopes: Vec<Envelope> = events.into_iter().map(|e| e.envelope).collect();
+            let sequences = bus.publish_after(view.last_sequence, &envelopes).await?;
+            if let Some(&last) = sequences.last() {
+                view.last_sequence = last;
+            }
+            done.republished += envelopes.len() as u64;
+        }
+        tracing::warn!(
+            republished = done.republished,
+            "republished the events the stream had lost"
+        );
     }
-    tracing::info!(
-        skipped,
-        "moved the checkpoint past events already in the stream"
-    );
-    Ok(skipped)
+    state.stream = Some(view);
+    Ok(done)
 }
 
 /// Every recorded anchor, in chain order.

@@ -471,10 +471,11 @@ async fn a_crash_between_acks_and_checkpoint_republishes_nothing_even_after_the_
 
     let mut state = RelayState::load(pool).await.unwrap();
     assert_eq!(state.published_count, 0);
-    let skipped = reconcile(pool, &bus, &config("step"), &mut state)
+    let reconciled = reconcile(pool, &bus, &config("step"), &mut state)
         .await
         .unwrap();
-    assert_eq!(skipped, 10);
+    assert_eq!(reconciled.skipped, 10);
+    assert_eq!(reconciled.republished, 0);
     publish_until(pool, &bus, &mut state, 13).await;
 
     let published = replay(&bus).await;
@@ -635,5 +636,78 @@ async fn a_relay_with_a_stale_checkpoint_cannot_move_it() {
     assert_eq!(stored.chain_hash, active.chain_hash);
     // JetStream dropped the stale relay's republished events.
     assert_eq!(bus.last_sequence().await.unwrap(), 3);
+    bus.delete_stream().await.unwrap();
+}
+
+/// The server loses acknowledged messages (as nats-server does when it crashes before its
+/// lazy fsync): here the stream is recreated holding only the first 6 of 10 published events.
+/// The running relay's next publish must not land after the gap: it is refused, the relay
+/// reconciles, publishes the 4 lost events again, then the new ones, all in commit order.
+#[tokio::test]
+async fn a_stream_that_lost_acknowledged_events_gets_them_again_before_new_ones() {
+    let db = TestDatabase::new().await.unwrap();
+    let pool = &db.pool;
+    let bus = bus().await;
+    append_stream(pool, "a", 6).await;
+    append_stream(pool, "b", 4).await;
+    let relay = start_relay(pool, &bus, config("lossy"));
+    eventually("the relay to publish 10 events", || async {
+        caught_up(pool).await && replay(&bus).await.len() == 10
+    })
+    .await;
+
+    let kept: Vec<Envelope> = replay(&bus).await.into_iter().take(6).collect();
+    bus.delete_stream().await.unwrap();
+    let server = Bus::connect(bus.config().clone()).await.unwrap();
+    server.publish(&kept).await.unwrap();
+
+    append_stream(pool, "a", 3).await;
+    eventually(
+        "the relay to republish the lost events and publish the new ones",
+        || async { caught_up(pool).await && replay(&bus).await.len() >= 13 },
+    )
+    .await;
+    relay.shutdown().await;
+
+    let published = replay(&bus).await;
+    let ids: Vec<Uuid> = published.iter().map(|e| e.event_id).collect();
+    assert_eq!(
+        ids,
+        ids_in_commit_order(pool).await,
+        "every event once, in commit order"
+    );
+    // The republished events were in the chain already: it covers each event once.
+    verify_chain(pool, &published).await;
+    bus.delete_stream().await.unwrap();
+}
+
+/// A stream that holds nothing while the checkpoint says events were published (deleted and
+/// created again, or a server that lost it all) gets the whole history again when a relay
+/// becomes active.
+#[tokio::test]
+async fn an_emptied_stream_gets_the_whole_history_again() {
+    let db = TestDatabase::new().await.unwrap();
+    let pool = &db.pool;
+    let bus = bus().await;
+    append_stream(pool, "a", 5).await;
+    let mut state = RelayState::load(pool).await.unwrap();
+    publish_until(pool, &bus, &mut state, 5).await;
+    bus.delete_stream().await.unwrap();
+    let bus = Bus::connect(bus.config().clone()).await.unwrap();
+
+    let mut state = RelayState::load(pool).await.unwrap();
+    let reconciled = reconcile(pool, &bus, &config("step"), &mut state)
+        .await
+        .unwrap();
+    assert_eq!(reconciled.republished, 5);
+    assert_eq!(reconciled.skipped, 0);
+    assert_eq!(state.published_count, 5, "the checkpoint does not move");
+    append_stream(pool, "a", 2).await;
+    publish_until(pool, &bus, &mut state, 7).await;
+
+    let published = replay(&bus).await;
+    let ids: Vec<Uuid> = published.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, ids_in_commit_order(pool).await);
+    verify_chain(pool, &published).await;
     bus.delete_stream().await.unwrap();
 }

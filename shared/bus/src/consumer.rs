@@ -15,6 +15,12 @@ use futures::{Stream, StreamExt};
 use crate::envelope::Envelope;
 use crate::error::{BusError, Source};
 
+/// The expiry of a no-wait fetch: the server answers at once anyway; this only bounds a
+/// request the server never answers.
+const NO_WAIT_EXPIRY: Duration = Duration::from_secs(1);
+/// How long after a pull request's expiry the client stops waiting for the server to end it.
+const PULL_GRACE: Duration = Duration::from_secs(2);
+
 /// One event as read from the stream.
 pub struct Delivered {
     /// The message's sequence in the stream (the bus's own order, 1-based).
@@ -168,29 +174,57 @@ impl EventConsumer {
         })
     }
 
+    /// One pull request. Bounded in time on both sides: the server ends the request at its
+    /// expiry (at once when nothing is there, for a no-wait fetch), and the client gives up
+    /// [`PULL_GRACE`] after that. A request in flight while the server restarts is never
+    /// answered, and a pull without an expiry would then wait forever; the caller gets
+    /// [`BusError::Fetch`] instead and should open the consumer again (the messages of a
+    /// request given up on stay un-acked until the ack wait).
     async fn pull(&self, max: usize, wait: Option<Duration>) -> Result<Vec<Raw>, BusError> {
         let fetch_error = |source: Source| BusError::Fetch {
             durable: self.durable.clone(),
             source,
         };
-        let mut batch = match wait {
-            None => self.consumer.fetch().max_messages(max).messages().await,
-            // The server refuses expiries under a millisecond.
-            Some(wait) => {
-                self.consumer
-                    .batch()
-                    .max_messages(max)
-                    .expires(wait.max(Duration::from_millis(10)))
-                    .messages()
-                    .await
+        // The server refuses expiries under a millisecond.
+        let expires = wait
+            .unwrap_or(NO_WAIT_EXPIRY)
+            .max(Duration::from_millis(10));
+        let request = async {
+            let mut batch = match wait {
+                None => {
+                    self.consumer
+                        .fetch()
+                        .max_messages(max)
+                        .expires(expires)
+                        .messages()
+                        .await
+                }
+                Some(_) => {
+                    self.consumer
+                        .batch()
+                        .max_messages(max)
+                        .expires(expires)
+                        .messages()
+                        .await
+                }
             }
+            .map_err(|e| fetch_error(Box::new(e)))?;
+            let mut raw = Vec::new();
+            while let Some(message) = batch.next().await {
+                raw.push(split(message.map_err(fetch_error)?).map_err(fetch_error)?);
+            }
+            Ok(raw)
+        };
+        match tokio::time::timeout(expires + PULL_GRACE, request).await {
+            Ok(result) => result,
+            Err(_) => Err(fetch_error(
+                format!(
+                    "no answer to a pull request within {:?} of its expiry",
+                    PULL_GRACE
+                )
+                .into(),
+            )),
         }
-        .map_err(|e| fetch_error(Box::new(e)))?;
-        let mut raw = Vec::new();
-        while let Some(message) = batch.next().await {
-            raw.push(split(message.map_err(fetch_error)?).map_err(fetch_error)?);
-        }
-        Ok(raw)
     }
 
     /// Terminates held garbage messages that directly follow the consumer's ack floor, and

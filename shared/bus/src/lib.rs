@@ -12,6 +12,7 @@ mod error;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
@@ -91,6 +92,20 @@ pub struct Bus {
     config: Arc<BusConfig>,
     stream_name: Arc<str>,
     js: jetstream::Context,
+    /// Counts the client's (re)connections to a server; see [`Bus::connection_epoch`].
+    connections: Arc<AtomicU64>,
+}
+
+/// The end of the stream as the server holds it now: see [`Bus::tail`].
+#[derive(Debug)]
+pub struct StreamTail {
+    /// The stream's last sequence: what the next message must follow (a publish expecting it).
+    /// It can be past `last`'s sequence when the server lost the messages after `last` but
+    /// kept counting.
+    pub last_sequence: u64,
+    /// The last message the stream still holds, with its sequence, if any; `Err` when it is
+    /// not an envelope.
+    pub last: Option<(u64, Result<Envelope, EnvelopeError>)>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -109,7 +124,8 @@ impl Bus {
     /// limits retention (messages stay whether or not consumers acked them).
     #[tracing::instrument(skip_all, fields(url = %config.url, prefix = %config.prefix))]
     pub async fn connect(config: BusConfig) -> Result<Bus, BusError> {
-        let client = connect_client(&config).await?;
+        let connections = Arc::new(AtomicU64::new(0));
+        let client = connect_client(&config, connections.clone()).await?;
         let js = jetstream::ContextBuilder::new()
             .timeout(API_TIMEOUT)
             .build(client);
@@ -117,6 +133,7 @@ impl Bus {
             stream_name: config.stream_name().into(),
             config: Arc::new(config),
             js,
+            connections,
         };
         bus.ensure_stream().await?;
         Ok(bus)
@@ -124,6 +141,13 @@ impl Bus {
 
     pub fn config(&self) -> &BusConfig {
         &self.config
+    }
+
+    /// Changes whenever the client connects to a server again (after a disconnection, e.g. a
+    /// NATS restart). A publisher that must know what the stream holds (the relay) looks at the
+    /// stream again when this moved: the server it talks to now may have lost messages.
+    pub fn connection_epoch(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// The name of the JetStream stream holding this deployment's events.
@@ -159,9 +183,34 @@ impl Bus {
     /// JetStream already had (a duplicate inside the window) returns the original's sequence.
     #[tracing::instrument(skip_all, fields(count = envelopes.len()))]
     pub async fn publish(&self, envelopes: &[Envelope]) -> Result<Vec<u64>, BusError> {
+        self.publish_inner(envelopes, None).await
+    }
+
+    /// [`Bus::publish`], each message appended only right after the one before it: the first
+    /// only if the stream's last sequence is `last_sequence`, the next only after `last_sequence
+    /// + 1`, and so on (JetStream's `Nats-Expected-Last-Sequence`). If the server lost messages
+    /// (a crash before its fsync) or anything else appended meanwhile, the first message that
+    /// does not follow is refused with [`BusError::Ack`] ("wrong last sequence"), and so is
+    /// every later one: nothing lands after a gap. A duplicate of a message the stream still
+    /// holds is acked with the original's sequence without appending, so the messages after it
+    /// are refused too.
+    #[tracing::instrument(skip_all, fields(count = envelopes.len(), last_sequence))]
+    pub async fn publish_after(
+        &self,
+        last_sequence: u64,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<u64>, BusError> {
+        self.publish_inner(envelopes, Some(last_sequence)).await
+    }
+
+    async fn publish_inner(
+        &self,
+        envelopes: &[Envelope],
+        expected_last: Option<u64>,
+    ) -> Result<Vec<u64>, BusError> {
         let mut sequences = Vec::with_capacity(envelopes.len());
         let mut pending = VecDeque::with_capacity(envelopes.len().min(PUBLISH_WINDOW));
-        for envelope in envelopes {
+        for (i, envelope) in envelopes.iter().enumerate() {
             if pending.len() >= PUBLISH_WINDOW
                 && let Some((event_id, ack)) = pending.pop_front()
             {
@@ -177,6 +226,9 @@ impl Bus {
                 .message_id(envelope.event_id.to_string());
             if let Some(correlation_id) = envelope.correlation_id() {
                 message = message.header(CORRELATION_ID_HEADER, correlation_id);
+            }
+            if let Some(last) = expected_last {
+                message = message.expected_last_sequence(last + i as u64);
             }
             let ack =
                 self.js
@@ -307,6 +359,51 @@ impl Bus {
             })
     }
 
+    /// The stream's last sequence and the last message it still holds. Walks back over
+    /// sequences whose messages are gone (deleted, or lost by a server that kept counting past
+    /// them).
+    pub async fn tail(&self) -> Result<StreamTail, BusError> {
+        let stream = self.stream().await?;
+        let info = &stream.cached_info().state;
+        let last_sequence = info.last_sequence;
+        if info.messages == 0 {
+            return Ok(StreamTail {
+                last_sequence,
+                last: None,
+            });
+        }
+        let mut sequence = last_sequence;
+        while sequence >= info.first_sequence.max(1) {
+            match stream.get_raw_message(sequence).await {
+                Ok(message) => {
+                    return Ok(StreamTail {
+                        last_sequence,
+                        last: Some((sequence, Envelope::decode(&message.payload))),
+                    });
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                    ) =>
+                {
+                    sequence -= 1;
+                }
+                Err(e) => {
+                    return Err(BusError::Stream {
+                        action: "reading the last messages of",
+                        stream: self.stream_name.to_string(),
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        Ok(StreamTail {
+            last_sequence,
+            last: None,
+        })
+    }
+
     /// Removes the stream and everything in it (for tests).
     pub async fn delete_stream(&self) -> Result<(), BusError> {
         self.js
@@ -355,7 +452,10 @@ async fn await_ack(
         })
 }
 
-async fn connect_client(config: &BusConfig) -> Result<async_nats::Client, BusError> {
+async fn connect_client(
+    config: &BusConfig,
+    connections: Arc<AtomicU64>,
+) -> Result<async_nats::Client, BusError> {
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
@@ -364,11 +464,22 @@ async fn connect_client(config: &BusConfig) -> Result<async_nats::Client, BusErr
             .connection_timeout(Duration::from_secs(5))
             // After the first connection, reconnect for as long as the process runs.
             .max_reconnects(None)
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
-                    async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS"),
-                    other => tracing::warn!(event = %other, "NATS connection event"),
+            .event_callback({
+                let connections = connections.clone();
+                move |event| {
+                    let connections = connections.clone();
+                    async move {
+                        match event {
+                            async_nats::Event::Connected => {
+                                connections.fetch_add(1, Ordering::SeqCst);
+                                tracing::info!("connected to NATS");
+                            }
+                            async_nats::Event::Disconnected => {
+                                tracing::warn!("disconnected from NATS")
+                            }
+                            other => tracing::warn!(event = %other, "NATS connection event"),
+                        }
+                    }
                 }
             });
         match options.connect(config.url.as_str()).await {
