@@ -51,24 +51,44 @@ pub fn event_hash(prev_hash: Option<&[u8]>, e: &HashedFields<'_>) -> Vec<u8> {
 
 /// Compact JSON with object keys sorted by their UTF-8 bytes, whatever map type serde_json uses.
 pub fn canonical_json(value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
     out
 }
 
-fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+/// Appends the canonical encoding of `value` to `out` (what [`canonical_json`] returns).
+/// Written straight into `out`: the audit re-encodes every stored event with this, so it
+/// allocates nothing per string or number.
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+            // serde_json's default map is already in key order; only an insertion-ordered one
+            // (the `preserve_order` feature) needs sorting.
+            let sorted = map
+                .keys()
+                .zip(map.keys().skip(1))
+                .all(|(a, b)| a.as_bytes() <= b.as_bytes());
+            if sorted {
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_string(k, out);
+                    out.push(b':');
+                    write_canonical(v, out);
                 }
-                write_string(k, out);
-                out.push(b':');
-                write_canonical(v, out);
+            } else {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                for (i, (k, v)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_string(k, out);
+                    out.push(b':');
+                    write_canonical(v, out);
+                }
             }
             out.push(b'}');
         }
@@ -83,13 +103,22 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::String(s) => write_string(s, out),
-        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        // serde_json's own number formatting (as `Value::to_string` prints it).
+        Value::Number(n) => write_serialized(n, out),
     }
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    // serde_json's string escaping is deterministic.
-    out.extend_from_slice(Value::String(s.to_owned()).to_string().as_bytes());
+    // serde_json's string escaping is deterministic (the same as `Value::to_string`).
+    write_serialized(s, out);
+}
+
+fn write_serialized<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing a string or a number into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 #[cfg(test)]
@@ -104,6 +133,85 @@ mod tests {
             String::from_utf8(canonical_json(&v)).unwrap(),
             r#"{"a":{"y":"é\"x","z":[true,null]},"aa":-2,"b":1}"#
         );
+    }
+
+    /// The encoding before it wrote in place: every string and number through
+    /// `Value::to_string`, keys always sorted. The hashes of stored events depend on it.
+    fn reference(value: &Value) -> String {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                let inner: Vec<String> = entries
+                    .into_iter()
+                    .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), reference(v)))
+                    .collect();
+                format!("{{{}}}", inner.join(","))
+            }
+            Value::Array(items) => {
+                let inner: Vec<String> = items.iter().map(reference).collect();
+                format!("[{}]", inner.join(","))
+            }
+            scalar => scalar.to_string(),
+        }
+    }
+
+    /// Xorshift: deterministic pseudo-random numbers for the encoding test.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn text(&mut self) -> String {
+            const CHARS: &[char] = &[
+                'a', 'Z', '_', '"', '\\', '/', '\n', '\u{0}', '\u{1f}', '\u{7f}', 'é', '中',
+                '\u{2028}', '😀',
+            ];
+            let n = self.below(6);
+            (0..n)
+                .map(|_| CHARS[self.below(CHARS.len() as u64) as usize])
+                .collect()
+        }
+
+        /// A JSON value reaching escapes, non-ASCII, odd floats and keys out of byte order.
+        fn json(&mut self, depth: u32) -> Value {
+            match self.below(if depth == 0 { 6 } else { 8 }) {
+                0 => Value::Null,
+                1 => Value::Bool(self.below(2) == 0),
+                2 => Value::from(self.next() as i64),
+                3 => Value::from(f64::from_bits(self.next())),
+                4 => Value::from(self.below(10_000) as f64 / 7.0),
+                5 => Value::String(self.text()),
+                6 => Value::Array((0..self.below(5)).map(|_| self.json(depth - 1)).collect()),
+                _ => Value::Object(
+                    (0..self.below(5))
+                        .map(|_| (self.text(), self.json(depth - 1)))
+                        .collect(),
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_json_is_the_reference_encoding() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..20_000 {
+            let value = rng.json(4);
+            assert_eq!(
+                String::from_utf8(canonical_json(&value)).unwrap(),
+                reference(&value),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]
