@@ -93,6 +93,8 @@ pub fn router(state: Arc<QueryState>, config: &QueryConfig) -> Router {
         .merge(alerts::routes())
         .merge(audit::routes())
         .merge(health::routes())
+        // The analysts' dashboard at `/` (static files; its API calls carry the token).
+        .merge(linkage_dashboard::routes())
         .with_state(ctx);
     linkage_http::with_common_layers(app, config.body_limit, config.request_timeout)
 }

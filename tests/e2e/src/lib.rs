@@ -1,5 +1,8 @@
 //! Test harness: `spawn_app()` starts the real command API on port 0 over a fresh database of
 //! its own, with a pinned clock, and offers a small HTTP client speaking its language.
+//! `browser` drives headless Chromium for the dashboard's test.
+
+pub mod browser;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
