@@ -26,6 +26,8 @@ pub struct RelayState {
     last_anchor_at: Instant,
     /// What this relay knows of the stream, in memory only (see [`reconcile`]).
     stream: Option<StreamView>,
+    /// The batch after this state, read while the previous one was being published.
+    prefetched: Option<((i64, i64), Vec<EventRow>)>,
 }
 
 /// The stream as [`reconcile`] found it and this relay's publishes since then extended it.
@@ -88,6 +90,7 @@ impl RelayState {
             segment: None,
             last_anchor_at: Instant::now(),
             stream: None,
+            prefetched: None,
         };
         let last_anchor = sqlx::query(
             "SELECT to_tx_id::text::bigint AS to_tx_id, to_position, chain_length, chain_hash \
@@ -152,7 +155,10 @@ impl RelayState {
 
     /// The state after publishing `events` (in order, right after this state).
     fn advanced(&self, events: &[EventRow]) -> Self {
-        let mut next = self.clone();
+        let mut next = Self {
+            prefetched: None,
+            ..self.clone()
+        };
         for e in events {
             next.chain_hash = Some(chain_step(
                 next.chain_hash.as_deref(),
@@ -199,6 +205,7 @@ impl RelayState {
 }
 
 /// An event row as the relay reads it.
+#[derive(Debug, Clone)]
 struct EventRow {
     tx_id: i64,
     global_position: i64,
@@ -372,23 +379,46 @@ async fn step(
     config: &RelayConfig,
     state: &mut RelayState,
 ) -> Result<usize, RelayError> {
-    let events = read_events(pool, state.after(), config.batch_size, None).await?;
+    let events = match state.prefetched.take() {
+        Some((after, events)) if after == state.after() => events,
+        _ => read_events(pool, state.after(), config.batch_size, None).await?,
+    };
     let mut next = state.advanced(&events);
     if !events.is_empty() {
+        // A full batch says more is waiting: read the next one while this one's acks come in
+        // (it starts where this batch ends; it is used only if this step succeeds).
+        let more = events.len() >= config.batch_size;
         let envelopes: Vec<Envelope> = events.into_iter().map(|e| e.envelope).collect();
         // Once the stream was reconciled, every message must land right after the one before:
         // a server that lost acknowledged messages refuses the batch instead of taking it
         // after a gap, and the relay reconciles again.
-        match &mut next.stream {
-            Some(view) => {
-                let sequences = bus.publish_after(view.last_sequence, &envelopes).await?;
-                if let Some(&last) = sequences.last() {
-                    view.last_sequence = last;
-                }
+        let publish = async {
+            match next.stream {
+                Some(view) => bus
+                    .publish_after(view.last_sequence, &envelopes)
+                    .await
+                    .map(|sequences| sequences.last().copied()),
+                None => bus.publish(&envelopes).await.map(|_| None),
             }
-            None => {
-                bus.publish(&envelopes).await?;
+        };
+        let prefetch = async {
+            if more {
+                read_events(pool, next.after(), config.batch_size, None)
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
             }
+        };
+        let (published, prefetched) = tokio::join!(publish, prefetch);
+        if let (Some(view), Some(last)) = (next.stream.as_mut(), published?) {
+            view.last_sequence = last;
+        }
+        // A failed read ahead costs nothing: the next step reads again.
+        if let Ok(Some(events)) = prefetched
+            && !events.is_empty()
+        {
+            next.prefetched = Some((next.after(), events));
         }
     }
     let anchor = next.take_anchor_if_due(config);

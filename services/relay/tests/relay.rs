@@ -711,3 +711,33 @@ async fn an_emptied_stream_gets_the_whole_history_again() {
     verify_chain(pool, &published).await;
     bus.delete_stream().await.unwrap();
 }
+
+/// A backlog of several full batches: each batch is published while the next one is read
+/// (the read ahead); the stream and the chain are as if read one after the other.
+#[tokio::test]
+async fn a_backlog_of_full_batches_is_published_once_in_order() {
+    let db = TestDatabase::new().await.unwrap();
+    let pool = &db.pool;
+    let bus = bus().await;
+    for stream in ["a", "b", "c"] {
+        append_stream(pool, stream, 117).await;
+    }
+    let relay = start_relay(pool, &bus, config("backlog"));
+    eventually("the relay to publish the backlog", || async {
+        caught_up(pool).await
+    })
+    .await;
+    append_stream(pool, "d", 5).await;
+    eventually("the relay to publish the rest", || async {
+        caught_up(pool).await
+    })
+    .await;
+    relay.shutdown().await;
+
+    let published = replay(&bus).await;
+    assert_eq!(published.len(), 3 * 117 + 5);
+    let ids: Vec<Uuid> = published.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, ids_in_commit_order(pool).await);
+    verify_chain(pool, &published).await;
+    bus.delete_stream().await.unwrap();
+}
