@@ -14,7 +14,7 @@ ARGS ?=
 ROLE ?= dispatcher
 DEPT ?=
 
-.PHONY: help services run token test test-faults fuzz bench lint fmt stop status clean-local
+.PHONY: help services run token test test-faults fuzz bench lint fmt stop status clean-local chromium dashboard-vendor
 
 help: ## List targets
 	@echo "Linkage make targets:"
@@ -33,7 +33,7 @@ token: ## Mint a local bearer token: make token ROLE=handler DEPT=market-supervi
 	@$(WITH_ENV) cargo run -q --release -p linkage -- token issue --role $(ROLE) $(if $(DEPT),--dept $(DEPT))
 
 # Doctests first so the runner's summary is the last thing printed; both always run.
-test: services ## Run all tests (nextest + doctests if nextest is installed, else cargo test)
+test: services chromium ## Run all tests (nextest + doctests if nextest is installed, else cargo test)
 	@$(WITH_ENV) rc=0; \
 	if cargo nextest --version >/dev/null 2>&1; then \
 		echo "+ cargo test --workspace --doc"; \
@@ -74,3 +74,26 @@ stop: ## Stop the project-local Postgres / NATS started by `make services`
 
 clean-local: stop ## Stop and delete .local/ (local cluster data, NATS store, logs)
 	rm -rf .local
+
+# The dashboard's browser test (tests/e2e/tests/dashboard.rs) drives Debian's Chromium headless.
+chromium: ## Ensure Debian's chromium + chromium-driver (for the dashboard's browser test)
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "+ apt-get install -y chromium chromium-driver"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "chromium: not installed; the dashboard's browser test needs the Debian packages chromium and chromium-driver (sudo apt-get install -y chromium chromium-driver)"; \
+	fi
+
+# ECharts for the dashboard, vendored into services/dashboard/assets/vendor/echarts (no CDN at run
+# time); the version is pinned here and in its VERSION file.
+ECHARTS_VERSION ?= 6.1.0
+dashboard-vendor: ## Refresh the dashboard's vendored ECharts from npm (ECHARTS_VERSION)
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd "$$tmp" && npm pack --silent echarts@$(ECHARTS_VERSION) >/dev/null && tar xzf echarts-$(ECHARTS_VERSION).tgz); \
+	dest=services/dashboard/assets/vendor/echarts; mkdir -p $$dest; \
+	cp "$$tmp/package/dist/echarts.esm.min.mjs" $$dest/echarts.esm.min.js; \
+	cp "$$tmp/package/LICENSE" "$$tmp/package/NOTICE" $$dest/; \
+	cp "$$tmp/package/licenses/LICENSE-d3" $$dest/; \
+	echo $(ECHARTS_VERSION) > $$dest/VERSION; \
+	echo "vendored echarts $(ECHARTS_VERSION) into $$dest"
