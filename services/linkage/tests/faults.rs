@@ -622,7 +622,7 @@ async fn no_accepted_command_is_lost_or_duplicated_under_faults() {
         + (projected.len() - projected_set.len());
     // Sequences without a message: a server that lost messages after counting past them.
     let stream_holes = stream_length.saturating_sub(on_stream.len());
-    let (stream_repairs, republished) = relay_repairs(&dir.join("relay.log"));
+    let (stream_repairs, republished, refused_steps) = relay_repairs(&dir.join("relay.log"));
     // The SLA watcher records appeal events no client asked for; every other appeal event was
     // acknowledged to a client.
     let unacknowledged: Vec<Uuid> = stored_appeal_events
@@ -649,6 +649,7 @@ async fn no_accepted_command_is_lost_or_duplicated_under_faults() {
         "fault report ({} form, load {:.1} s): commands accepted {}, events {} (of appeals {}), appeals {}, \
          faults injected {faults} ({}), roles that stopped by themselves and were restarted {}, \
          stalled projectors restarted by the watchdog {stalls}, \
+         relay batches refused for not following the stream's end {refused_steps}, \
          streams found short by the relay {stream_repairs} ({republished} events republished), \
          stream sequences without a message {stream_holes}, \
          retryable answers seen {} (503 {}, of which without Retry-After {}; refused or cut \
@@ -767,9 +768,10 @@ async fn replay_stream(bus: &Bus, expected: usize) -> Vec<Uuid> {
     ids
 }
 
-/// How often the relay found the stream short of its checkpoint, and how many events it
-/// published again, from its log (the warnings of `linkage_relay::reconcile`).
-fn relay_repairs(log: &Path) -> (usize, u64) {
+/// From the relay's log: how often it found the stream short of its checkpoint, how many
+/// events it published again (the warnings of `linkage_relay::reconcile`), and how many of its
+/// steps the server refused because the stream did not end where the relay expected.
+fn relay_repairs(log: &Path) -> (usize, u64, usize) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let mut plain = String::with_capacity(text.len());
     let mut chars = text.chars();
@@ -787,7 +789,11 @@ fn relay_repairs(log: &Path) -> (usize, u64) {
     }
     let mut repairs = 0;
     let mut republished = 0;
+    let mut refused = 0;
     for line in plain.lines() {
+        if line.contains("relay step failed") && line.contains("wrong last sequence") {
+            refused += 1;
+        }
         if line.contains("republished the events the stream had lost") {
             repairs += 1;
             republished += line
@@ -797,7 +803,7 @@ fn relay_repairs(log: &Path) -> (usize, u64) {
                 .unwrap_or(0);
         }
     }
-    (repairs, republished)
+    (repairs, republished, refused)
 }
 
 async fn ledger_snapshot(db: &TestDatabase) -> Value {
