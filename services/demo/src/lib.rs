@@ -27,6 +27,7 @@ use linkage_domain::calendar::TZ;
 use linkage_domain::clock::{Clock, FixedClock, SystemClock};
 use linkage_domain::rules::RulesSource;
 use linkage_domain::values::{AccountabilityKind, TrackingNumber};
+use linkage_store::events::decode_event;
 use linkage_store::idempotency::{self, IdempotencyKey, Replay, StoredResponse};
 use linkage_store::rules::LiveRules;
 use linkage_store::{
@@ -462,7 +463,7 @@ async fn generate(
                     }
                     Err(ExecuteError::IdempotencyKeyTaken) => {
                         summary.replayed += 1;
-                        appeals.load(&stream).await?.aggregate
+                        state_after_replay(pool, &stream, &key).await?
                     }
                     Err(e) => return Err(refused::<AppealError>(e, name, &stream, at)),
                 };
@@ -504,6 +505,43 @@ async fn generate(
     }
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The appeal as it stood right after the step a recorded idempotency key answered (a resumed
+/// run continues from there, so it sends the same steps as the first run).
+async fn state_after_replay(
+    pool: &PgPool,
+    stream: &str,
+    key: &IdempotencyKey,
+) -> Result<Appeal, DemoError> {
+    let upto = match idempotency::lookup(pool, key).await? {
+        Replay::Same(stored) => stored.body["events"]
+            .as_array()
+            .and_then(|events| events.last())
+            .and_then(|e| e["sequence"].as_i64())
+            .unwrap_or(0),
+        _ => 0,
+    };
+    let rows: Vec<(i64, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT sequence, event_type, payload FROM events \
+         WHERE aggregate_type = 'appeal' AND aggregate_id = $1 AND sequence <= $2 ORDER BY sequence",
+    )
+    .bind(stream)
+    .bind(upto)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| StoreError::db(format!("loading stream {stream}"), e))?;
+    let mut appeal = Appeal::default();
+    for (sequence, event_type, payload) in rows {
+        let event =
+            decode_event::<Appeal>(&event_type, payload).map_err(|source| StoreError::Decode {
+                aggregate_id: stream.to_owned(),
+                sequence,
+                source,
+            })?;
+        cqrs_es::Aggregate::apply(&mut appeal, event);
+    }
+    Ok(appeal)
 }
 
 fn refused<E: std::error::Error>(

@@ -20,6 +20,7 @@ use linkage_store::{PgEventStore, db};
 use tracing_subscriber::EnvFilter;
 
 mod audit;
+mod demo;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +71,14 @@ enum Command {
     Sla {
         #[command(subcommand)]
         command: SlaCommand,
+    },
+    /// Generate a deterministic, realistic demo district (months of appeals) through the real
+    /// command path, into an event store without appeals (docs/demo-data.md).
+    DemoData {
+        #[command(flatten)]
+        args: demo::DemoArgs,
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -216,6 +225,12 @@ struct RunArgs {
     /// since its last look (it otherwise wakes at the next deadline it knows).
     #[arg(long, env = "LINKAGE_SLA_WATCH_MAX_SLEEP_MS", default_value_t = 30_000)]
     sla_watch_max_sleep_ms: u64,
+    /// `linkage run` only: `auto` loads the demo district first when the event store has no
+    /// appeals (`make run` passes it); `off` never invents data (the default, for production).
+    #[arg(long, env = "LINKAGE_DEMO_DATA", value_enum, default_value = "off")]
+    demo_data: demo::DemoData,
+    #[command(flatten)]
+    demo: demo::AutoDemoArgs,
 }
 
 #[derive(Debug, Args)]
@@ -258,7 +273,12 @@ fn real_main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run(args, Roles::ALL).await,
+            Command::Run(args) => {
+                let pool = open_database(&args.db).await?;
+                demo::load_if_empty(&pool, args.demo_data, &args.demo).await?;
+                pool.close().await;
+                run(args, Roles::ALL).await
+            }
             Command::CommandApi(args) => {
                 run(
                     args,
@@ -343,6 +363,10 @@ fn real_main() -> Result<()> {
             Command::Sla {
                 command: SlaCommand::Deadline(args),
             } => explain_deadline(&args).await,
+            Command::DemoData { args, db } => {
+                let pool = open_database(&db).await?;
+                demo::run(&pool, &args).await
+            }
         }
     })
 }
