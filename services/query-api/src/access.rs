@@ -35,6 +35,22 @@ impl Scope {
         }
     }
 
+    /// The department filter a caller may use: anyone in scope `All` any (or none); a handler
+    /// only its own, which is also the default.
+    pub fn department_filter(
+        &self,
+        asked: Option<DepartmentId>,
+    ) -> Result<Option<DepartmentId>, ApiError> {
+        match (self, asked) {
+            (Self::All, d) => Ok(d),
+            (Self::Department(own), None) => Ok(Some(own.clone())),
+            (Self::Department(own), Some(d)) if &d == own => Ok(Some(d)),
+            (Self::Department(own), Some(d)) => Err(ApiError::Forbidden(format!(
+                "a handler of {own} may only read the appeals of its own department, not {d}"
+            ))),
+        }
+    }
+
     pub fn allows(&self, row: &LedgerRow) -> bool {
         match self {
             Self::All => true,

@@ -25,9 +25,9 @@ pub fn routes() -> Router<Ctx> {
     Router::new().route("/api/v1/alerts", get(alerts))
 }
 
-const PARAMS: &[&str] = &["light", "department", "limit"];
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 500;
+pub(crate) const PARAMS: &[&str] = &["light", "department", "limit"];
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 500;
 
 /// The open deadlines of appeals being handled, each with its light: contact and feedback while
 /// not given, resolution always. `$1` now, `$2` yellow share, `$3` last-working-day rule,
@@ -79,16 +79,7 @@ async fn alerts(
     let params = Params::parse(query, PARAMS)?;
     let lights = light_param(&params)?;
     let asked: Option<DepartmentId> = params.parsed("department")?;
-    let department = match (&scope, asked) {
-        (Scope::All, d) => d,
-        (Scope::Department(own), None) => Some(own.clone()),
-        (Scope::Department(own), Some(d)) if &d == own => Some(d),
-        (Scope::Department(own), Some(d)) => {
-            return Err(ApiError::Forbidden(format!(
-                "a handler of {own} may not read the alerts of {d}"
-            )));
-        }
-    };
+    let department = scope.department_filter(asked)?;
     let limit: i64 = params.parsed("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(
@@ -100,6 +91,7 @@ async fn alerts(
     let now = Utc::now();
     let department = department.as_ref().map(DepartmentId::as_str);
     let pool = &ctx.state.pool;
+    let fresh = crate::freshness::of(pool, linkage_projector::ledger::NAME).await?;
 
     let counts: Vec<(String, i64)> = sqlx::query_as(concat!(
         open_deadlines!(),
@@ -164,5 +156,6 @@ async fn alerts(
         "thresholds": policy,
         "items": items,
         "truncated": items.len() as i64 == limit,
+        "freshness": fresh,
     })))
 }

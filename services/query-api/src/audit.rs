@@ -26,6 +26,10 @@ pub fn routes() -> Router<Ctx> {
         .route("/api/v1/audit/appeals/{id}", get(appeal))
 }
 
+/// The query parameters of the two audit routes.
+pub(crate) const EVENTS_PARAMS: &[&str] = &["after", "limit"];
+pub(crate) const APPEAL_PARAMS: &[&str] = &["as_of"];
+
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
@@ -59,7 +63,7 @@ async fn events(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     auditor_only(&caller)?;
-    let p = Params::parse(query, &["after", "limit"])?;
+    let p = Params::parse(query, EVENTS_PARAMS)?;
     let after = p
         .get("after", |v: &str| match v.parse::<i64>() {
             Ok(n) if n >= 0 => Ok(n),
@@ -90,7 +94,7 @@ async fn appeal(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     auditor_only(&caller)?;
-    let p = Params::parse(query, &["as_of"])?;
+    let p = Params::parse(query, APPEAL_PARAMS)?;
     let as_of = p.get("as_of", linkage_audit::parse_as_of)?;
     let appeal = linkage_audit::appeal_as_of(&ctx.state.pool, &id, as_of)
         .await

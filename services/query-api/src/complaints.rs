@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -15,11 +17,77 @@ use linkage_http::extract::Caller;
 use serde_json::{Value, json};
 
 use crate::Ctx;
+use crate::export::{
+    Cell, Column, ExportOptions, Table, params_with_export, respond, rows_in_memory,
+};
 use crate::params::Params;
 use crate::rates::{db_error, freshness, may_read_metrics};
 
 pub fn routes() -> Router<Ctx> {
-    Router::new().route("/api/v1/complaint-notices", get(notices))
+    Router::new()
+        .route("/api/v1/complaint-notices", get(notices))
+        .route("/api/v1/complaint-notices/export", get(export))
+}
+
+/// The complaint notices route's parameters.
+pub(crate) const PARAMS: &[&str] = &["period", "unit"];
+
+/// A complaint notices query: the period and, optionally, one unit.
+#[derive(Debug)]
+struct NoticesQuery {
+    period: Period,
+    unit: Option<String>,
+}
+
+/// A unit's notice: its name, its complaints in the period and their count per category.
+type Notice = (String, i64, BTreeMap<String, i64>);
+
+impl NoticesQuery {
+    fn parse(p: &Params) -> Result<Self, ApiError> {
+        let period: Period = p.parsed("period")?.ok_or_else(|| {
+            ApiError::invalid("period", "period: required (YYYY-MM, YYYY-Qn or YYYY)")
+        })?;
+        let unit = p.get("unit", |v: &str| {
+            let v = v.trim();
+            if v.is_empty() || v.chars().count() > 200 {
+                Err("must be 1-200 characters")
+            } else {
+                Ok(v.to_owned())
+            }
+        })?;
+        Ok(Self { period, unit })
+    }
+
+    /// The notices, most complained-about unit first (the one reading behind the JSON answer and
+    /// the export).
+    async fn notices(&self, pool: &sqlx::PgPool) -> Result<Vec<Notice>, ApiError> {
+        let months: Vec<String> = self
+            .period
+            .months()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let counts: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT unit, category, sum(complaints)::bigint FROM complaint_counts \
+             WHERE month = ANY($1) AND ($2::text IS NULL OR unit = $2) \
+             GROUP BY unit, category HAVING sum(complaints) > 0",
+        )
+        .bind(&months)
+        .bind(&self.unit)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| db_error("counting complaints", e))?;
+        let mut units: BTreeMap<String, (i64, BTreeMap<String, i64>)> = BTreeMap::new();
+        for (u, category, n) in counts {
+            let entry = units.entry(u).or_default();
+            entry.0 += n;
+            entry.1.insert(category, n);
+        }
+        let mut notices: Vec<Notice> = units.into_iter().map(|(u, (n, c))| (u, n, c)).collect();
+        // Most complained-about first; then by name, so the order is total.
+        notices.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(notices)
+    }
 }
 
 /// `GET /api/v1/complaint-notices`.
@@ -30,43 +98,12 @@ async fn notices(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     may_read_metrics(&caller)?;
-    let p = Params::parse(query, &["period", "unit"])?;
-    let period: Period = p.parsed("period")?.ok_or_else(|| {
-        ApiError::invalid("period", "period: required (YYYY-MM, YYYY-Qn or YYYY)")
-    })?;
-    let unit = p.get("unit", |v: &str| {
-        let v = v.trim();
-        if v.is_empty() || v.chars().count() > 200 {
-            Err("must be 1-200 characters")
-        } else {
-            Ok(v.to_owned())
-        }
-    })?;
+    let q = NoticesQuery::parse(&Params::parse(query, PARAMS)?)?;
     let pool = &ctx.state.pool;
     let fresh = freshness(pool, linkage_projector::complaints::NAME).await?;
-    let months: Vec<String> = period.months().iter().map(ToString::to_string).collect();
-    let counts: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT unit, category, sum(complaints)::bigint FROM complaint_counts \
-         WHERE month = ANY($1) AND ($2::text IS NULL OR unit = $2) \
-         GROUP BY unit, category HAVING sum(complaints) > 0",
-    )
-    .bind(&months)
-    .bind(&unit)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| db_error("counting complaints", e))?;
-    let mut units: BTreeMap<String, (i64, BTreeMap<String, i64>)> = BTreeMap::new();
-    for (u, category, n) in counts {
-        let entry = units.entry(u).or_default();
-        entry.0 += n;
-        entry.1.insert(category, n);
-    }
-    let mut notices: Vec<(String, i64, BTreeMap<String, i64>)> =
-        units.into_iter().map(|(u, (n, c))| (u, n, c)).collect();
-    // Most complained-about first; then by name, so the order is total.
-    notices.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-
-    let appeals = match &unit {
+    let notices = q.notices(pool).await?;
+    let period = q.period;
+    let appeals = match &q.unit {
         Some(unit) => {
             let rows: Vec<(String, String, String, String, DateTime<Utc>)> = sqlx::query_as(
                 "SELECT tracking_number, channel, category, town, filed_at FROM complaint_appeals \
@@ -105,4 +142,52 @@ async fn notices(
         "notices": notices,
         "freshness": fresh,
     })))
+}
+
+/// The complaint notices export's columns: one line per unit and category (docs/api.md).
+pub const EXPORT_COLUMNS: &[Column] = &[
+    Column::new("period", "通报期", "Period"),
+    Column::new("unit", "被投诉单位", "Complained-about unit"),
+    Column::new("count", "投诉总数", "Complaints"),
+    Column::new("category", "诉求类别", "Category"),
+    Column::new("category_count", "投诉数量", "Complaints in category"),
+];
+
+pub static EXPORT_TABLE: Table = Table {
+    name: "complaint-notices",
+    sheet_zh: "投诉通报",
+    sheet_en: "Complaint notices",
+    columns: EXPORT_COLUMNS,
+};
+
+/// `GET /api/v1/complaint-notices/export`.
+#[tracing::instrument(skip_all, fields(role = %caller.role))]
+async fn export(
+    State(ctx): State<Ctx>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    may_read_metrics(&caller)?;
+    let params = Params::parse(query, &params_with_export(PARAMS))?;
+    let options = ExportOptions::parse(&params, &headers)?;
+    let q = NoticesQuery::parse(&params)?;
+    let notices = q.notices(&ctx.state.pool).await?;
+    let period = q.period.to_string();
+    let period = period.as_str();
+    let rows = notices
+        .iter()
+        .flat_map(|(unit, count, categories)| {
+            categories.iter().map(move |(category, n)| {
+                vec![
+                    Cell::text(period),
+                    Cell::text(unit),
+                    Cell::Int(*count),
+                    Cell::text(category),
+                    Cell::Int(*n),
+                ]
+            })
+        })
+        .collect();
+    respond(&EXPORT_TABLE, options, rows_in_memory(rows)).await
 }

@@ -7,6 +7,8 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use chrono::{DateTime, SecondsFormat, Utc};
 use linkage_auth::Principal;
@@ -24,18 +26,26 @@ use uuid::Uuid;
 
 use crate::Ctx;
 use crate::access::{Scope, sees_phone};
+use crate::export::{Cell, Column, ExportOptions, Table, params_with_export, respond, row_channel};
 use crate::params::Params;
+use futures::StreamExt;
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
         .route("/api/v1/ledger", get(list))
+        .route("/api/v1/ledger/export", get(export))
         .route("/api/v1/appeals/{id}", get(detail))
 }
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
+/// The most rows one export may ask for with `limit` (without it: every matching row).
+pub const MAX_EXPORT_LIMIT: i64 = 10_000_000;
 
-const LIST_PARAMS: &[&str] = &[
+/// The appeal detail route's parameters.
+pub(crate) const DETAIL_PARAMS: &[&str] = &["min_position"];
+
+pub(crate) const LIST_PARAMS: &[&str] = &[
     "department",
     "channel",
     "category",
@@ -147,7 +157,8 @@ struct LedgerQuery {
     resolved_from: Option<DateTime<Utc>>,
     resolved_to: Option<DateTime<Utc>>,
     overdue: Option<bool>,
-    limit: i64,
+    /// `None`: every matching row (exports only).
+    limit: Option<i64>,
     sort: Sort,
     cursor: Option<Cursor>,
 }
@@ -161,6 +172,16 @@ const STATUSES: &[AppealStatus] = &[
     AppealStatus::Withdrawn,
     AppealStatus::Duplicate,
 ];
+
+/// The status names the ledger filters by (documented in the OpenAPI document).
+pub(crate) fn status_names() -> Vec<&'static str> {
+    STATUSES.iter().map(AppealStatus::as_str).collect()
+}
+
+/// The sort orders by name.
+pub(crate) fn sort_names() -> Vec<&'static str> {
+    Sort::NAMES.iter().map(|(n, _)| *n).collect()
+}
 
 fn parse_status(s: &str) -> Result<AppealStatus, String> {
     STATUSES
@@ -191,8 +212,15 @@ fn range_check(
     }
 }
 
+/// How many rows a ledger query may return: the JSON page or an export.
+#[derive(Debug, Clone, Copy)]
+enum Limits {
+    Page,
+    Export,
+}
+
 impl LedgerQuery {
-    fn parse(p: &Params) -> Result<Self, ApiError> {
+    fn parse(p: &Params, limits: Limits) -> Result<Self, ApiError> {
         let town = p.get("town", |v: &str| {
             let v = v.trim();
             if v.is_empty() || v.chars().count() > 200 {
@@ -201,12 +229,16 @@ impl LedgerQuery {
                 Ok(v.to_owned())
             }
         })?;
+        let (max, default) = match limits {
+            Limits::Page => (MAX_LIMIT, Some(DEFAULT_LIMIT)),
+            Limits::Export => (MAX_EXPORT_LIMIT, None),
+        };
         let limit = p
             .get("limit", |v: &str| match v.parse::<i64>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-                _ => Err(format!("must be an integer from 1 to {MAX_LIMIT}")),
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(format!("must be an integer from 1 to {max}")),
             })?
-            .unwrap_or(DEFAULT_LIMIT);
+            .or(default);
         let sort = p.get("sort", Sort::parse)?.unwrap_or(Sort::FiledAtDesc);
         let cursor = p.get("cursor", Cursor::decode)?;
         if let Some(c) = &cursor
@@ -243,6 +275,15 @@ impl LedgerQuery {
     }
 }
 
+/// The filer's phone as `caller` may see it: in full for roles that call filers, else masked.
+fn shown_phone(row: &LedgerRow, caller: &Principal) -> String {
+    if sees_phone(caller.role) {
+        row.filer_phone.as_str().to_owned()
+    } else {
+        row.filer_phone.masked()
+    }
+}
+
 /// Open and past a deadline in force (see `LedgerRow::deadline_in_force`): an assigned appeal
 /// whose contact or feedback is owed and due, or whose resolution is due; or a filed/assigned
 /// appeal past its supervision (督办) deadline.
@@ -263,9 +304,7 @@ fn item(
     lights: &LightPolicy,
 ) -> Result<Value, ApiError> {
     let mut v = serde_json::to_value(row).map_err(|e| ApiError::Internal(e.into()))?;
-    if !sees_phone(caller.role) {
-        v["filer_phone"] = json!(row.filer_phone.masked());
-    }
+    v["filer_phone"] = json!(shown_phone(row, caller));
     v["overdue"] = json!(is_overdue(row, now));
     // 红绿灯 of each deadline still owed.
     let lights: serde_json::Map<String, Value> = row
@@ -281,7 +320,7 @@ fn item(
 }
 
 /// How fresh the ledger is: the last event it applied (a lower bound for what the answer
-/// reflects, read before the rows).
+/// reflects, read before the rows), and its transaction id.
 async fn freshness(pool: &sqlx::PgPool) -> Result<Value, ApiError> {
     let row: Option<(Option<i64>, Option<i64>, DateTime<Utc>)> = sqlx::query_as(
         "SELECT tx_id::text::bigint, global_position, updated_at FROM projection_checkpoints \
@@ -291,16 +330,90 @@ async fn freshness(pool: &sqlx::PgPool) -> Result<Value, ApiError> {
     .fetch_optional(pool)
     .await
     .map_err(|e| db_error("reading the ledger checkpoint", e))?;
-    let (tx_id, global_position, updated_at) = match row {
+    let (tx_id, position, updated_at) = match row {
         Some((tx, gp, at)) => (tx, gp, Some(at)),
         None => (None, None, None),
     };
-    Ok(json!({
-        "projection": linkage_projector::ledger::NAME,
-        "global_position": global_position,
-        "tx_id": tx_id,
-        "updated_at": updated_at,
-    }))
+    let mut fresh = crate::freshness::object(linkage_projector::ledger::NAME, position, updated_at);
+    fresh["tx_id"] = json!(tx_id);
+    Ok(fresh)
+}
+
+impl LedgerQuery {
+    /// The department filter a caller may use: handlers only their own (and by default).
+    fn department(&self, scope: &Scope) -> Result<Option<DepartmentId>, ApiError> {
+        scope.department_filter(self.department.clone())
+    }
+
+    /// The query's rows as `to_jsonb(ledger)`, in the sort order, up to `limit` (+ `extra`).
+    /// One statement for the JSON page and the export.
+    fn select(
+        &self,
+        department: Option<&DepartmentId>,
+        now: DateTime<Utc>,
+        extra: i64,
+    ) -> QueryBuilder<Postgres> {
+        let q = self;
+        let mut sql: QueryBuilder<Postgres> =
+            // Rows are turned into JSON only after the limit (the inner query), not for every row
+            // a sort looks at; the outer ORDER BY keeps the page's order.
+            QueryBuilder::new("SELECT to_jsonb(l) FROM (SELECT * FROM ledger l WHERE true");
+        if let Some(d) = department {
+            sql.push(" AND (l.lead_department = ")
+                .push_bind(d.as_str().to_owned())
+                .push(" OR l.co_handlers @> ARRAY[")
+                .push_bind(d.as_str().to_owned())
+                .push("]::text[])");
+        }
+        let mut eq = |column: &str, value: Option<String>| {
+            if let Some(v) = value {
+                sql.push(format_args!(" AND l.{column} = ")).push_bind(v);
+            }
+        };
+        eq("channel", q.channel.map(|c| c.as_str().to_owned()));
+        eq("category", q.category.map(|c| c.as_str().to_owned()));
+        eq("status", q.status.map(|s| s.as_str().to_owned()));
+        eq("town", q.town.clone());
+        let mut range = |column: &str, op: &str, value: Option<DateTime<Utc>>| {
+            if let Some(v) = value {
+                sql.push(format_args!(" AND l.{column} {op} ")).push_bind(v);
+            }
+        };
+        range("filed_at", ">=", q.filed_from);
+        range("filed_at", "<", q.filed_to);
+        range("resolved_at", ">=", q.resolved_from);
+        range("resolved_at", "<", q.resolved_to);
+        match q.overdue {
+            Some(true) => {
+                sql.push(" AND l.next_due < ").push_bind(now);
+            }
+            Some(false) => {
+                sql.push(" AND (l.next_due IS NULL OR l.next_due >= ")
+                    .push_bind(now)
+                    .push(")");
+            }
+            None => {}
+        }
+        let (key, key_type, direction) = q.sort.sql();
+        if let Some(c) = &q.cursor {
+            let op = if direction == "ASC" { ">" } else { "<" };
+            sql.push(format_args!(" AND ({key}, l.appeal_id) {op} ("))
+                .push_bind(c.key.clone())
+                .push(format_args!("::{key_type}, "))
+                .push_bind(c.appeal_id)
+                .push(")");
+        }
+        sql.push(format_args!(
+            " ORDER BY {key} {direction}, l.appeal_id {direction}"
+        ));
+        if let Some(limit) = q.limit {
+            sql.push(" LIMIT ").push_bind(limit + extra);
+        }
+        sql.push(format_args!(
+            ") l ORDER BY {key} {direction}, l.appeal_id {direction}"
+        ));
+        sql
+    }
 }
 
 /// `GET /api/v1/ledger`.
@@ -311,88 +424,20 @@ async fn list(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = Scope::of(&caller)?;
-    let q = LedgerQuery::parse(&Params::parse(query, LIST_PARAMS)?)?;
-    let department = match (&scope, q.department.clone()) {
-        (Scope::All, d) => d,
-        (Scope::Department(own), None) => Some(own.clone()),
-        (Scope::Department(own), Some(d)) if &d == own => Some(d),
-        (Scope::Department(own), Some(d)) => {
-            return Err(ApiError::Forbidden(format!(
-                "a handler of {own} may only read the appeals of its own department, not {d}"
-            )));
-        }
-    };
+    let q = LedgerQuery::parse(&Params::parse(query, LIST_PARAMS)?, Limits::Page)?;
+    let department = q.department(&scope)?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     let fresh = freshness(&ctx.state.pool).await?;
     let now = Utc::now();
-
-    let mut sql: QueryBuilder<Postgres> =
-        // Rows are turned into JSON only after the limit (the inner query), not for every row a
-        // sort looks at; the outer ORDER BY keeps the page's order.
-        QueryBuilder::new("SELECT to_jsonb(l) FROM (SELECT * FROM ledger l WHERE true");
-    if let Some(d) = &department {
-        sql.push(" AND (l.lead_department = ")
-            .push_bind(d.as_str().to_owned())
-            .push(" OR l.co_handlers @> ARRAY[")
-            .push_bind(d.as_str().to_owned())
-            .push("]::text[])");
-    }
-    let mut eq = |column: &str, value: Option<String>| {
-        if let Some(v) = value {
-            sql.push(format_args!(" AND l.{column} = ")).push_bind(v);
-        }
-    };
-    eq("channel", q.channel.map(|c| c.as_str().to_owned()));
-    eq("category", q.category.map(|c| c.as_str().to_owned()));
-    eq("status", q.status.map(|s| s.as_str().to_owned()));
-    eq("town", q.town.clone());
-    let mut range = |column: &str, op: &str, value: Option<DateTime<Utc>>| {
-        if let Some(v) = value {
-            sql.push(format_args!(" AND l.{column} {op} ")).push_bind(v);
-        }
-    };
-    range("filed_at", ">=", q.filed_from);
-    range("filed_at", "<", q.filed_to);
-    range("resolved_at", ">=", q.resolved_from);
-    range("resolved_at", "<", q.resolved_to);
-    match q.overdue {
-        Some(true) => {
-            sql.push(" AND l.next_due < ").push_bind(now);
-        }
-        Some(false) => {
-            sql.push(" AND (l.next_due IS NULL OR l.next_due >= ")
-                .push_bind(now)
-                .push(")");
-        }
-        None => {}
-    }
-    let (key, key_type, direction) = q.sort.sql();
-    if let Some(c) = &q.cursor {
-        let op = if direction == "ASC" { ">" } else { "<" };
-        sql.push(format_args!(" AND ({key}, l.appeal_id) {op} ("))
-            .push_bind(c.key.clone())
-            .push(format_args!("::{key_type}, "))
-            .push_bind(c.appeal_id)
-            .push(")");
-    }
-    sql.push(format_args!(
-        " ORDER BY {key} {direction}, l.appeal_id {direction} LIMIT "
-    ))
-    .push_bind(q.limit + 1)
-    .push(format_args!(
-        ") l ORDER BY {key} {direction}, l.appeal_id {direction}"
-    ));
-
-    let rows: Vec<SqlJson<LedgerRow>> = sql
+    // One row more than the page tells whether there is a next page.
+    let rows: Vec<SqlJson<LedgerRow>> = q
+        .select(department.as_ref(), now, 1)
         .build_query_scalar()
         .fetch_all(&ctx.state.pool)
         .await
         .map_err(|e| db_error("reading the ledger", e))?;
-    let more = rows.len() as i64 > q.limit;
-    let rows: Vec<LedgerRow> = rows
-        .into_iter()
-        .take(q.limit as usize)
-        .map(|r| r.0)
-        .collect();
+    let more = rows.len() as i64 > limit;
+    let rows: Vec<LedgerRow> = rows.into_iter().take(limit as usize).map(|r| r.0).collect();
     let next_cursor = rows.last().filter(|_| more).map(|last| {
         Cursor {
             sort: q.sort,
@@ -412,6 +457,127 @@ async fn list(
     })))
 }
 
+/// The ledger export's columns (docs/api.md).
+pub const EXPORT_COLUMNS: &[Column] = &[
+    Column::new("tracking_number", "工单编号", "Tracking number"),
+    Column::new("channel", "诉求渠道", "Channel"),
+    Column::new("filer_kind", "诉求人类型", "Filer kind"),
+    Column::new("filer_name", "诉求人", "Filer"),
+    Column::new("filer_contact_person", "联系人", "Contact person"),
+    Column::new("filer_phone", "联系电话", "Phone"),
+    Column::new("category", "诉求类别", "Category"),
+    Column::new("town", "镇街", "Town"),
+    Column::new("complained_unit", "被投诉单位", "Complained-about unit"),
+    Column::new("description", "诉求内容", "Description"),
+    Column::new("lead_department", "承办单位", "Lead department"),
+    Column::new("co_handlers", "协办单位", "Co-handlers"),
+    Column::new("status", "办理状态", "Status"),
+    Column::new("filed_at", "受理时间", "Filed at"),
+    Column::new("assigned_at", "派单时间", "Assigned at"),
+    Column::new("contacted_at", "联系诉求人时间", "Contacted at"),
+    Column::new("feedback_at", "初步反馈时间", "Initial feedback at"),
+    Column::new("resolution_due", "办结时限", "Resolution due"),
+    Column::new("resolved_at", "办结时间", "Resolved at"),
+    Column::new("resolution_outcome", "办理结果", "Outcome"),
+    Column::new(
+        "return_visit_solved",
+        "回访是否解决",
+        "Solved (return visit)",
+    ),
+    Column::new(
+        "return_visit_satisfaction",
+        "回访满意度",
+        "Satisfaction (return visit)",
+    ),
+    Column::new("overdue", "是否超期", "Overdue"),
+    Column::new("extension_count", "延期次数", "Extensions"),
+    Column::new("rework_count", "退回重办次数", "Reworks"),
+    Column::new("supervision_count", "督办次数", "Supervisions"),
+    Column::new("accountability_count", "问责次数", "Accountabilities"),
+    Column::new("appeal_id", "诉求ID", "Appeal id"),
+];
+
+pub static EXPORT_TABLE: Table = Table {
+    name: "ledger",
+    sheet_zh: "台账",
+    sheet_en: "Ledger",
+    columns: EXPORT_COLUMNS,
+};
+
+/// A row as [`EXPORT_COLUMNS`], with the phone as the caller may see it.
+fn export_cells(row: &LedgerRow, caller: &Principal, now: DateTime<Utc>) -> Vec<Cell> {
+    let join = |ds: &[DepartmentId]| {
+        ds.iter()
+            .map(DepartmentId::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    vec![
+        Cell::text(row.tracking_number.as_str()),
+        Cell::text(row.channel.as_str()),
+        Cell::text(row.filer_kind.as_str()),
+        Cell::text(&row.filer_name),
+        Cell::opt_text(row.filer_contact_person.as_ref()),
+        Cell::text(shown_phone(row, caller)),
+        Cell::text(row.category.as_str()),
+        Cell::text(&row.town),
+        Cell::opt_text(row.complained_unit.as_ref()),
+        Cell::text(&row.description),
+        Cell::opt_text(row.lead_department.as_ref().map(DepartmentId::as_str)),
+        Cell::text(join(&row.co_handlers)),
+        Cell::text(row.status.as_str()),
+        Cell::instant(Some(row.filed_at)),
+        Cell::instant(row.assigned_at),
+        Cell::instant(row.contacted_at),
+        Cell::instant(row.feedback_at),
+        Cell::instant(row.resolution_due),
+        Cell::instant(row.resolved_at),
+        Cell::opt_text(row.resolution_outcome.map(|o| o.as_str())),
+        Cell::opt_bool(row.return_visit_solved),
+        Cell::opt_text(row.return_visit_satisfaction.map(|s| s.as_str())),
+        Cell::Bool(is_overdue(row, now)),
+        Cell::Int(row.extension_count.into()),
+        Cell::Int(row.rework_count.into()),
+        Cell::Int(row.supervision_count.into()),
+        Cell::Int(row.accountability_count.into()),
+        Cell::text(row.appeal_id.to_string()),
+    ]
+}
+
+/// `GET /api/v1/ledger/export`: the ledger query's rows (the same parameters, scope and masking;
+/// without `limit`, every matching row) as CSV or XLSX, streamed from Postgres.
+#[tracing::instrument(skip_all, fields(role = %caller.role))]
+async fn export(
+    State(ctx): State<Ctx>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let scope = Scope::of(&caller)?;
+    let params = Params::parse(query, &params_with_export(LIST_PARAMS))?;
+    let options = ExportOptions::parse(&params, &headers)?;
+    let q = LedgerQuery::parse(&params, Limits::Export)?;
+    let department = q.department(&scope)?;
+    let now = Utc::now();
+    let pool = ctx.state.pool.clone();
+    let (tx, rx) = row_channel();
+    tokio::spawn(async move {
+        let mut sql = q.select(department.as_ref(), now, 0);
+        let mut rows = sql.build_query_scalar::<SqlJson<LedgerRow>>().fetch(&pool);
+        while let Some(row) = rows.next().await {
+            let row = row
+                .map(|SqlJson(r)| export_cells(&r, &caller, now))
+                .map_err(|e| db_error("reading the ledger", e));
+            let failed = row.is_err();
+            // A closed channel: the client went away; stop reading.
+            if tx.send(row).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    respond(&EXPORT_TABLE, options, rx).await
+}
+
 /// Polling interval while waiting for read-your-writes.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -427,7 +593,7 @@ async fn detail(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = Scope::of(&caller)?;
-    let params = Params::parse(query, &["min_position"])?;
+    let params = Params::parse(query, DETAIL_PARAMS)?;
     let min_position = params.get("min_position", |v: &str| match v.parse::<i64>() {
         Ok(n) if n >= 0 => Ok(n),
         _ => Err("must be a non-negative integer (an event's global_position)"),

@@ -3,15 +3,19 @@
 //! department's appeals) and with the filer's phone masked for roles that do not call filers. The thin `main` is the `linkage`
 //! binary (`linkage query-api`, or inside `linkage run`).
 //!
-//! Routes: `GET /api/v1/ledger`, `GET /api/v1/appeals/{id}`, `GET /healthz`, `GET /readyz`,
-//! and the auditor's `GET /api/v1/audit/events` and `GET /api/v1/audit/appeals/{id}`.
+//! Routes: the table in `openapi.rs` (served as `/api/v1/openapi.json` and `/api/v1/docs`):
+//! the ledger and its export, appeal details, alerts, freshness, the metrics and their exports,
+//! the auditor's reads, `/healthz` and `/readyz`.
 
 pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod complaints;
+pub mod export;
+pub mod freshness;
 pub mod health;
 pub mod ledger;
+pub mod openapi;
 mod params;
 pub mod rankings;
 pub mod rates;
@@ -91,8 +95,10 @@ pub fn router(state: Arc<QueryState>, config: &QueryConfig) -> Router {
         .merge(style::routes())
         .merge(complaints::routes())
         .merge(alerts::routes())
+        .merge(freshness::routes())
         .merge(audit::routes())
         .merge(health::routes())
+        .merge(linkage_http::openapi::routes(&openapi::document()))
         // The analysts' dashboard at `/` (static files; its API calls carry the token).
         .merge(linkage_dashboard::routes())
         .with_state(ctx);

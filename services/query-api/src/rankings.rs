@@ -7,10 +7,14 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use linkage_domain::assessment::{DepartmentRecord, PenaltyKind, Period, StyleDimension, rank};
+use linkage_domain::assessment::{
+    AssessmentPolicy, DepartmentRecord, List, PenaltyKind, Period, Ranking, StyleDimension, rank,
+};
 use linkage_domain::values::DepartmentId;
 use linkage_http::error::ApiError;
 use linkage_http::extract::Caller;
@@ -19,12 +23,16 @@ use serde_json::{Value, json};
 use sqlx::types::Json as SqlJson;
 
 use crate::Ctx;
+use crate::export::{
+    Cell, Column, ExportOptions, Table, params_with_export, respond, rows_in_memory,
+};
 use crate::params::Params;
 use crate::rates::{CountsRow, SUM_COUNTS, counts, db_error, freshness, may_read_metrics, policy};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
         .route("/api/v1/rankings", get(rankings))
+        .route("/api/v1/rankings/export", get(export))
         .route("/api/v1/assessment-policies", get(policies))
 }
 
@@ -88,6 +96,52 @@ async fn records(
     Ok(records)
 }
 
+/// The rankings route's parameters.
+pub(crate) const PARAMS: &[&str] = &["period", "policy"];
+/// The assessment policies route takes none.
+pub(crate) const POLICIES_PARAMS: &[&str] = &[];
+
+/// A rankings query: the period and which policy ranks it.
+#[derive(Debug)]
+struct RankingsQuery {
+    period: Period,
+    /// The current policy instead of the one in force at the period's end.
+    current: bool,
+}
+
+impl RankingsQuery {
+    fn parse(p: &Params) -> Result<Self, ApiError> {
+        let period: Period = p.parsed("period")?.ok_or_else(|| {
+            ApiError::invalid("period", "period: required (YYYY-MM, YYYY-Qn or YYYY)")
+        })?;
+        let current = p
+            .get("policy", |v: &str| match v {
+                "in_force" => Ok(false),
+                "current" => Ok(true),
+                _ => Err("expected in_force or current"),
+            })?
+            .unwrap_or(false);
+        Ok(Self { period, current })
+    }
+
+    /// The one computation behind the JSON answer and the export: the policy and its ranking.
+    async fn load(
+        &self,
+        pool: &sqlx::PgPool,
+    ) -> Result<(i64, AssessmentPolicy, Ranking), ApiError> {
+        let (version, policy) = policy(pool, (!self.current).then(|| self.period.end())).await?;
+        let ranking = rank(records(pool, self.period).await?, &policy);
+        Ok((version, policy, ranking))
+    }
+}
+
+/// The freshness of the projections a ranking reads.
+pub(crate) const PROJECTIONS: &[&str] = &[
+    linkage_projector::rates::NAME,
+    linkage_projector::style::NAME,
+    linkage_projector::assessment::NAME,
+];
+
 /// `GET /api/v1/rankings`.
 #[tracing::instrument(skip_all, fields(role = %caller.role))]
 async fn rankings(
@@ -96,28 +150,16 @@ async fn rankings(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     may_read_metrics(&caller)?;
-    let p = Params::parse(query, &["period", "policy"])?;
-    let period: Period = p.parsed("period")?.ok_or_else(|| {
-        ApiError::invalid("period", "period: required (YYYY-MM, YYYY-Qn or YYYY)")
-    })?;
-    let current = p
-        .get("policy", |v: &str| match v {
-            "in_force" => Ok(false),
-            "current" => Ok(true),
-            _ => Err("expected in_force or current"),
-        })?
-        .unwrap_or(false);
+    let q = RankingsQuery::parse(&Params::parse(query, PARAMS)?)?;
     let pool = &ctx.state.pool;
-    let fresh = json!([
-        freshness(pool, linkage_projector::rates::NAME).await?,
-        freshness(pool, linkage_projector::style::NAME).await?,
-        freshness(pool, linkage_projector::assessment::NAME).await?,
-    ]);
-    let (version, policy) = policy(pool, (!current).then(|| period.end())).await?;
-    let ranking = rank(records(pool, period).await?, &policy);
+    let mut fresh = Vec::with_capacity(PROJECTIONS.len());
+    for projection in PROJECTIONS {
+        fresh.push(freshness(pool, projection).await?);
+    }
+    let (version, policy, ranking) = q.load(pool).await?;
     Ok(Json(json!({
-        "period": period,
-        "policy": if current { "current" } else { "in_force" },
+        "period": q.period,
+        "policy": if q.current { "current" } else { "in_force" },
         "policy_version": version,
         "weights": policy.weights,
         "penalty_points": policy.penalties,
@@ -127,6 +169,84 @@ async fn rankings(
         "worst": ranking.worst,
         "freshness": fresh,
     })))
+}
+
+/// The rankings export's columns (docs/api.md).
+pub const EXPORT_COLUMNS: &[Column] = &[
+    Column::new("period", "考核期", "Period"),
+    Column::new("rank", "排名", "Rank"),
+    Column::new("department", "责任单位", "Department"),
+    Column::new("score", "综合得分", "Score"),
+    Column::new("base", "加权得分", "Weighted base"),
+    Column::new("penalty_points", "扣分", "Penalty points"),
+    Column::new("rates.response.percent", "响应率(%)", "Response rate (%)"),
+    Column::new(
+        "rates.on_time_completion.percent",
+        "办结率(%)",
+        "On-time completion rate (%)",
+    ),
+    Column::new(
+        "rates.resolution.percent",
+        "解决率(%)",
+        "Resolution rate (%)",
+    ),
+    Column::new(
+        "rates.satisfaction.percent",
+        "满意率(%)",
+        "Satisfaction rate (%)",
+    ),
+    Column::new("style.percent", "作风评议得分", "Style score"),
+    Column::new("style.evaluations", "作风评议份数", "Style evaluations"),
+    Column::new("vetoed", "一票否决", "Vetoed"),
+    Column::new("list", "三佳二差", "Best / worst list"),
+];
+
+pub static EXPORT_TABLE: Table = Table {
+    name: "rankings",
+    sheet_zh: "考核排名",
+    sheet_en: "Rankings",
+    columns: EXPORT_COLUMNS,
+};
+
+/// `GET /api/v1/rankings/export`: one line per department, in rank order.
+#[tracing::instrument(skip_all, fields(role = %caller.role))]
+async fn export(
+    State(ctx): State<Ctx>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    may_read_metrics(&caller)?;
+    let params = Params::parse(query, &params_with_export(PARAMS))?;
+    let options = ExportOptions::parse(&params, &headers)?;
+    let q = RankingsQuery::parse(&params)?;
+    let (_, _, ranking) = q.load(&ctx.state.pool).await?;
+    let rows = ranking
+        .departments
+        .iter()
+        .map(|d| {
+            vec![
+                Cell::text(q.period.to_string()),
+                Cell::Int(d.rank as i64),
+                Cell::text(d.department.as_str()),
+                Cell::Number(d.score),
+                Cell::Number(d.base),
+                Cell::Number(d.penalty_points),
+                Cell::number(d.rates.response.percent),
+                Cell::number(d.rates.on_time_completion.percent),
+                Cell::number(d.rates.resolution.percent),
+                Cell::number(d.rates.satisfaction.percent),
+                Cell::number(d.style.percent),
+                Cell::Int(d.style.evaluations),
+                Cell::Bool(d.vetoed),
+                Cell::opt_text(d.list.map(|l| match l {
+                    List::Best => "best",
+                    List::Worst => "worst",
+                })),
+            ]
+        })
+        .collect();
+    respond(&EXPORT_TABLE, options, rows_in_memory(rows)).await
 }
 
 /// A stored policy version: version, policy, reason, set at, set by.
@@ -141,7 +261,7 @@ async fn policies(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     may_read_metrics(&caller)?;
-    Params::parse(query, &[])?;
+    Params::parse(query, POLICIES_PARAMS)?;
     let rows: Vec<PolicyRow> = sqlx::query_as(
         "SELECT version, policy, reason, set_at, set_by FROM assessment_policies ORDER BY version",
     )

@@ -20,6 +20,9 @@ use crate::Ctx;
 use crate::params::Params;
 use crate::rates::{db_error, freshness, may_read_metrics};
 
+/// The style evaluations route's parameters.
+pub(crate) const PARAMS: &[&str] = &["quarter"];
+
 pub fn routes() -> Router<Ctx> {
     Router::new().route("/api/v1/style-evaluations", get(summary))
 }
@@ -32,7 +35,7 @@ async fn summary(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     may_read_metrics(&caller)?;
-    let p = Params::parse(query, &["quarter"])?;
+    let p = Params::parse(query, PARAMS)?;
     let quarter: Quarter = p
         .parsed("quarter")?
         .ok_or_else(|| ApiError::invalid("quarter", "quarter: required (YYYY-Qn)"))?;

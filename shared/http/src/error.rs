@@ -7,7 +7,6 @@ use linkage_domain::assessment::{PolicyError, StyleError};
 use linkage_domain::rules::RulesError;
 use linkage_domain::{AppealError, ErrorKind};
 use linkage_store::{ExecuteError, StoreError};
-use serde_json::json;
 
 /// Everything a request can fail with. `problem` is the problem type's slug: the response's
 /// `type` is `/problems/<slug>` (documented in README.md).
@@ -97,18 +96,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, problem, title) = self.parts();
-        let mut body = json!({
-            "type": format!("/problems/{problem}"),
-            "title": title,
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-        });
-        if let Self::Invalid {
-            field: Some(field), ..
-        } = &self
-        {
-            body["field"] = json!(field);
-        }
+        // The one shape of a problem, also the OpenAPI documents' `Problem` schema.
+        let body = crate::openapi::Problem {
+            problem_type: format!("/problems/{problem}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            field: match &self {
+                Self::Invalid { field, .. } => field.clone(),
+                _ => None,
+            },
+        };
         match &self {
             Self::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
             Self::Unavailable(detail) => tracing::warn!(detail, "unavailable"),

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod ratelimit;
 
 use axum::Router;
