@@ -3,6 +3,7 @@
 
 pub mod assessment;
 pub mod health;
+pub mod openapi;
 pub mod routes;
 pub mod rules;
 
@@ -63,6 +64,7 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
         .merge(rules::rules_routes())
         .merge(assessment::assessment_routes())
         .merge(health::routes())
+        .merge(linkage_http::openapi::routes(&openapi::document()))
         .with_state(state);
     linkage_http::with_common_layers(app, config.body_limit, config.request_timeout)
 }

@@ -22,6 +22,57 @@ use crate::AppState;
 use linkage_http::error::ApiError;
 use linkage_http::extract::{Caller, JsonBody, RequestContext};
 
+/// The commands on an existing appeal (`POST /api/v1/appeals/{id}/<command>`) and what each
+/// does, for the OpenAPI document; the same names as the router's `commands!` list below
+/// (tests/e2e/tests/openapi.rs checks both ways).
+pub const COMMANDS: &[(&str, &str)] = &[
+    (
+        "assign",
+        "Assign (派单) to a lead department and co-handlers",
+    ),
+    ("transfer", "Transfer (转办) to another lead department"),
+    (
+        "decline",
+        "Decline (退单): the lead department says it is not its duty",
+    ),
+    (
+        "contact",
+        "Record the first contact with the filer (联系诉求人)",
+    ),
+    ("feedback", "Give the initial feedback (初步反馈)"),
+    ("resolve", "Resolve (办结回复) with an outcome"),
+    (
+        "request-extension",
+        "Ask for an extension (申请延期) of working days",
+    ),
+    ("approve-extension", "Approve the pending extension"),
+    ("reject-extension", "Reject the pending extension"),
+    ("rework", "Return for rework (退回重办)"),
+    (
+        "return-visit",
+        "Record the return visit (回访) and the filer's evaluation",
+    ),
+    ("close", "Close and archive (办结归档)"),
+    ("withdraw", "Withdraw (撤回) at the filer's request"),
+    (
+        "mark-duplicate",
+        "Mark as a duplicate (重复件) of another appeal",
+    ),
+    ("supervise", "Supervise (督办) with a deadline"),
+    (
+        "accountability",
+        "Record an accountability (问责) of a department",
+    ),
+    (
+        "deadline-missed",
+        "Record a missed deadline (the SLA watcher)",
+    ),
+    (
+        "recompute-deadlines",
+        "Recompute the deadlines after a calendar change (the SLA watcher)",
+    ),
+];
+
 pub fn command_routes() -> Router<Arc<AppState>> {
     let r = Router::new().route("/api/v1/appeals", post(file));
     // Each entry: the route's last segment (= the command's name) and how the body becomes a command.

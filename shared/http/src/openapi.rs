@@ -199,6 +199,7 @@ pub fn document(
     schemas: Vec<(String, RefOr<Schema>)>,
 ) -> OpenApi {
     let mut paths = PathsBuilder::new();
+    let mut items: Vec<(&str, PathItem)> = Vec::new();
     for r in routes {
         let mut op = OperationBuilder::new()
             .tag(r.tag)
@@ -265,7 +266,15 @@ pub fn document(
         if r.secured {
             op = op.security(SecurityRequirement::new(BEARER, Vec::<String>::new()));
         }
-        paths = paths.path(r.path, PathItem::new(method(r.method), op.build()));
+        let item = PathItem::new(method(r.method), op.build());
+        match items.iter_mut().find(|(path, _)| *path == r.path) {
+            // Another method of a path already documented (e.g. GET and POST).
+            Some((_, existing)) => existing.merge_operations(item),
+            None => items.push((r.path, item)),
+        }
+    }
+    for (path, item) in items {
+        paths = paths.path(path, item);
     }
     let mut components = ComponentsBuilder::new()
         .schema_from::<Problem>()
