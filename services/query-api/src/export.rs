@@ -483,6 +483,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn docs_api_md_has_every_column_table() {
+        let doc = include_str!("../../../docs/api.md");
+        for (route, columns) in [
+            ("/api/v1/ledger/export", crate::ledger::EXPORT_COLUMNS),
+            ("/api/v1/rates/export", crate::rates::EXPORT_COLUMNS),
+            ("/api/v1/rankings/export", crate::rankings::EXPORT_COLUMNS),
+            (
+                "/api/v1/complaint-notices/export",
+                crate::complaints::EXPORT_COLUMNS,
+            ),
+        ] {
+            let at = doc
+                .find(&format!("### `{route}`"))
+                .unwrap_or_else(|| panic!("docs/api.md has no section for {route}"));
+            let section = &doc[at..];
+            let section = &section[..section[4..].find("\n### ").map_or(section.len(), |e| e + 4)];
+            let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+            let expected: Vec<String> = columns
+                .iter()
+                .map(|c| format!("| `{}` | {} | {} |", c.key, c.zh, c.en))
+                .collect();
+            assert_eq!(
+                rows, expected,
+                "{route}: docs/api.md's table differs from the code"
+            );
+        }
+    }
+
+    #[test]
     fn formulas_are_defused() {
         assert_eq!(guard_formula("=1+1"), "'=1+1");
         assert_eq!(guard_formula("+86 138"), "'+86 138");

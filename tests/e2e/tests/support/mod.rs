@@ -226,6 +226,20 @@ pub fn other_fixture(api: Api, method: &str, path: &str) -> Option<Fixture> {
         (Api::Query, "GET", "/api/v1/complaint-notices") => {
             success(Given::Nothing, Value::Null, "?period=2026-03")
         }
+        // Exports: the JSON routes' fixtures (docs/api.md).
+        (Api::Query, "GET", "/api/v1/ledger/export") => success(Given::Assigned, Value::Null, ""),
+        (Api::Query, "GET", "/api/v1/rates/export") => {
+            success(Given::Nothing, Value::Null, "?month=2026-03&format=xlsx")
+        }
+        (Api::Query, "GET", "/api/v1/rankings/export") => {
+            success(Given::Nothing, Value::Null, "?period=2026-Q1")
+        }
+        (Api::Query, "GET", "/api/v1/complaint-notices/export") => {
+            success(Given::Nothing, Value::Null, "?period=2026-03&lang=en")
+        }
+        (_, "GET", "/api/v1/freshness" | "/api/v1/openapi.json" | "/api/v1/docs") => {
+            success(Given::Nothing, Value::Null, "")
+        }
         _ => return None,
     })
 }
