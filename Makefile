@@ -26,8 +26,13 @@ services: ## Ensure local Postgres + NATS JetStream are up (reuse or start under
 status: ## Show whether Postgres and NATS answer and whether they are project-local
 	@$(SERVICES) status
 
-run: services ## Run the linkage service (release) against the local services
-	$(WITH_ENV) cargo run --release -p linkage -- run $(ARGS)
+# `make run` loads the demo district when the event store has no appeals (docs/demo-data.md).
+# Off with `make run DEMO=0`, or LINKAGE_DEMO_DATA=off in the environment or in .env.
+LINKAGE_DEMO_DATA ?= $(shell sed -n 's/^[[:space:]]*LINKAGE_DEMO_DATA=\([a-z]*\).*/\1/p' .env 2>/dev/null)
+DEMO ?= $(if $(filter off,$(LINKAGE_DEMO_DATA)),0,1)
+
+run: services ## Run the linkage service (release) against the local services; demo data when empty (DEMO=0: none)
+	$(WITH_ENV) cargo run --release -p linkage -- run --demo-data $(if $(filter 0 off no false,$(DEMO)),off,auto) $(ARGS)
 
 token: ## Mint a local bearer token: make token ROLE=handler DEPT=market-supervision
 	@$(WITH_ENV) cargo run -q --release -p linkage -- token issue --role $(ROLE) $(if $(DEPT),--dept $(DEPT))
