@@ -21,10 +21,11 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use linkage_projector::Position;
 use linkage_relay::{Anchor, chain_step, load_anchors};
-use linkage_store::hash::{HashedFields, event_hash};
+use linkage_store::hash::{CanonicalFields, canonical_json_text, event_hash_canonical};
 use serde::{Serialize, Serializer};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{Connection, PgPool, Row};
 use uuid::Uuid;
 
@@ -298,8 +299,10 @@ struct Stored<'r> {
     event_id: Uuid,
     event_type: &'r str,
     event_version: &'r str,
-    payload: Value,
-    metadata: Value,
+    /// The stored JSON text: re-encoded canonically for the hash without being parsed into a
+    /// `Value` (`canonical_json_text`).
+    payload: &'r RawValue,
+    metadata: &'r RawValue,
     recorded_at: DateTime<Utc>,
     prev_hash: Option<&'r [u8]>,
     hash: &'r [u8],
@@ -316,8 +319,8 @@ impl<'r> Stored<'r> {
             event_id: row.try_get("event_id")?,
             event_type: row.try_get("event_type")?,
             event_version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
+            payload: row.try_get::<Json<&RawValue>, _>("payload")?.0,
+            metadata: row.try_get::<Json<&RawValue>, _>("metadata")?.0,
             recorded_at: row.try_get("recorded_at")?,
             prev_hash: row.try_get("prev_hash")?,
             hash: row.try_get("hash")?,
@@ -338,18 +341,27 @@ impl<'r> Stored<'r> {
     }
 
     /// The hash of this event chained to `prev`.
+    /// Stored JSON that does not parse (jsonb always does) gives an empty hash, which matches
+    /// no stored hash: the event is reported as edited.
     fn hash_after(&self, prev: Option<&[u8]>) -> Vec<u8> {
-        event_hash(
+        let mut payload = Vec::with_capacity(self.payload.get().len());
+        let mut metadata = Vec::with_capacity(self.metadata.get().len());
+        if canonical_json_text(self.payload.get(), &mut payload).is_err()
+            || canonical_json_text(self.metadata.get(), &mut metadata).is_err()
+        {
+            return Vec::new();
+        }
+        event_hash_canonical(
             prev,
-            &HashedFields {
+            &CanonicalFields {
                 event_id: self.event_id,
                 aggregate_type: self.aggregate_type,
                 aggregate_id: self.aggregate_id,
                 sequence: self.sequence,
                 event_type: self.event_type,
                 event_version: self.event_version,
-                payload: &self.payload,
-                metadata: &self.metadata,
+                payload: &payload,
+                metadata: &metadata,
                 recorded_at: self.recorded_at,
             },
         )

@@ -22,8 +22,43 @@ pub struct HashedFields<'a> {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// [`HashedFields`] with payload and metadata already in their canonical encoding
+/// ([`canonical_json`] or [`canonical_json_text`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CanonicalFields<'a> {
+    pub event_id: Uuid,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub sequence: i64,
+    pub event_type: &'a str,
+    pub event_version: &'a str,
+    pub payload: &'a [u8],
+    pub metadata: &'a [u8],
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// The hash of an event chained to the previous event of its stream (`None` for the first).
 pub fn event_hash(prev_hash: Option<&[u8]>, e: &HashedFields<'_>) -> Vec<u8> {
+    let payload = canonical_json(e.payload);
+    let metadata = canonical_json(e.metadata);
+    event_hash_canonical(
+        prev_hash,
+        &CanonicalFields {
+            event_id: e.event_id,
+            aggregate_type: e.aggregate_type,
+            aggregate_id: e.aggregate_id,
+            sequence: e.sequence,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            payload: &payload,
+            metadata: &metadata,
+            recorded_at: e.recorded_at,
+        },
+    )
+}
+
+/// [`event_hash`] from payload and metadata already encoded canonically.
+pub fn event_hash_canonical(prev_hash: Option<&[u8]>, e: &CanonicalFields<'_>) -> Vec<u8> {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         // Length prefixes make the encoding unambiguous.
@@ -38,15 +73,51 @@ pub fn event_hash(prev_hash: Option<&[u8]>, e: &HashedFields<'_>) -> Vec<u8> {
     field(&e.sequence.to_be_bytes());
     field(e.event_type.as_bytes());
     field(e.event_version.as_bytes());
-    field(&canonical_json(e.payload));
-    field(&canonical_json(e.metadata));
-    field(
-        e.recorded_at
-            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-            .to_string()
-            .as_bytes(),
-    );
+    field(e.payload);
+    field(e.metadata);
+    let mut instant = [0u8; 32];
+    field(format_instant(e.recorded_at, &mut instant));
     h.finalize().to_vec()
+}
+
+/// The format of `recorded_at` in the hash: `%Y-%m-%dT%H:%M:%S%.6fZ` (microseconds, UTC).
+pub const INSTANT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+/// `at` formatted as [`INSTANT_FORMAT`] into `buf`, without parsing the format string per call
+/// (the audit formats every stored event). Instants chrono would print differently (years
+/// outside 0–9999, a leap second) go through chrono.
+pub fn format_instant(at: DateTime<Utc>, buf: &mut [u8; 32]) -> &[u8] {
+    use chrono::{Datelike, Timelike};
+    let year = at.year();
+    let nanos = at.nanosecond();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        let text = at.format(INSTANT_FORMAT).to_string();
+        let n = text.len().min(buf.len());
+        buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+        return &buf[..n];
+    }
+    let mut put = |at: usize, value: u32, width: usize| {
+        let mut v = value;
+        for i in (0..width).rev() {
+            buf[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, at.month(), 2);
+    put(8, at.day(), 2);
+    put(11, at.hour(), 2);
+    put(14, at.minute(), 2);
+    put(17, at.second(), 2);
+    put(20, nanos / 1000, 6);
+    buf[4] = b'-';
+    buf[7] = b'-';
+    buf[10] = b'T';
+    buf[13] = b':';
+    buf[16] = b':';
+    buf[19] = b'.';
+    buf[26] = b'Z';
+    &buf[..27]
 }
 
 /// Compact JSON with object keys sorted by their UTF-8 bytes, whatever map type serde_json uses.
@@ -108,6 +179,156 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(false) => out.extend_from_slice(b"false"),
         // serde_json's own number formatting (as `Value::to_string` prints it).
         Value::Number(n) => write_serialized(n, out),
+    }
+}
+
+/// Appends the canonical encoding of the JSON `text` to `out`: the same bytes as
+/// [`canonical_json`] of the value `text` parses to (duplicate keys: the last one wins, as in
+/// `serde_json::Value`), without building that value. The audit re-hashes every stored event
+/// from its stored JSON text with this. On an error `out` holds a partial encoding.
+pub fn canonical_json_text(text: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    Canonical { out }.deserialize(&mut de)?;
+    de.end()
+}
+
+/// Writes the canonical encoding of whatever it deserializes into `out`.
+struct Canonical<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Canonical<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+
+    // Numbers reach the visitor as they reach `serde_json::Value`'s, and are printed as a
+    // `Value::Number` of them is.
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        write_serialized(&v, self.out);
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        write_serialized(&v, self.out);
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        match serde_json::Number::from_f64(v) {
+            Some(n) => write_serialized(&n, self.out),
+            None => self.out.extend_from_slice(b"null"),
+        }
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        write_string(v, self.out);
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.out.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = self.out.len();
+            if !first {
+                self.out.push(b',');
+            }
+            if seq
+                .next_element_seed(Canonical { out: self.out })?
+                .is_none()
+            {
+                self.out.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Members are encoded in document order after `start`, then written back sorted by key.
+        let start = self.out.len();
+        let mut members: Vec<(std::borrow::Cow<'de, str>, std::ops::Range<usize>)> = Vec::new();
+        while let Some(key) = map.next_key_seed(Key)? {
+            let from = self.out.len() - start;
+            map.next_value_seed(Canonical { out: self.out })?;
+            members.push((key, from..self.out.len() - start));
+        }
+        let values = self.out.split_off(start);
+        // Stable: of equal keys the last one stays (as a map insert would keep it).
+        members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        self.out.push(b'{');
+        let mut written = 0;
+        for (i, (key, range)) in members.iter().enumerate() {
+            if members.get(i + 1).is_some_and(|next| next.0 == *key) {
+                continue;
+            }
+            if written > 0 {
+                self.out.push(b',');
+            }
+            write_string(key, self.out);
+            self.out.push(b':');
+            self.out.extend_from_slice(&values[range.clone()]);
+            written += 1;
+        }
+        self.out.push(b'}');
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the text when it has no escapes.
+struct Key;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v))
     }
 }
 
@@ -198,6 +419,67 @@ mod tests {
                         .collect(),
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn canonical_json_text_equals_canonical_json_of_the_parsed_value() {
+        let mut rng = Rng(0x0DDB_A11C_AFE5_EED5);
+        let mut out = Vec::new();
+        for _ in 0..20_000 {
+            let value = rng.json(4);
+            for text in [
+                value.to_string(),
+                serde_json::to_string_pretty(&value).unwrap(),
+            ] {
+                out.clear();
+                canonical_json_text(&text, &mut out).unwrap();
+                assert_eq!(
+                    String::from_utf8(out.clone()).unwrap(),
+                    String::from_utf8(canonical_json(&value)).unwrap(),
+                    "{text}"
+                );
+            }
+        }
+        // As Postgres prints jsonb (keys by length, then bytes; spaces), with escapes, numbers
+        // written in other ways, and a duplicate key (the last one wins, as when parsed).
+        for text in [
+            r#"{"b": 1, "aa": {"z": [1.50, -0, 1e2, 12345678901234567890123], "y": "\u00e9\n"}, "a": null}"#,
+            r#"{"k": 1, "k": 2, "\u006b": 3, "j": true}"#,
+            r#"[]"#,
+            r#"{}"#,
+        ] {
+            out.clear();
+            canonical_json_text(text, &mut out).unwrap();
+            let parsed: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(out, canonical_json(&parsed), "{text}");
+        }
+        assert!(canonical_json_text("{\"a\": 1} x", &mut out).is_err());
+        assert!(canonical_json_text("{\"a\": ", &mut out).is_err());
+    }
+
+    #[test]
+    fn instants_format_as_chrono_does() {
+        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        let mut buf = [0u8; 32];
+        let mut instants: Vec<DateTime<Utc>> = vec![
+            DateTime::from_timestamp(0, 0).unwrap(),
+            DateTime::from_timestamp(253_402_300_799, 999_999_999).unwrap(),
+            DateTime::from_timestamp(253_402_300_800, 0).unwrap(),
+            DateTime::from_timestamp(-62_167_219_201, 0).unwrap(),
+            DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap(),
+        ];
+        for _ in 0..20_000 {
+            let secs = (rng.next() % 4_000_000_000) as i64 - 100_000_000;
+            let nanos = (rng.next() % 1_000_000_000) as u32;
+            instants.push(DateTime::from_timestamp(secs, nanos).unwrap());
+        }
+        for at in instants {
+            assert_eq!(
+                std::str::from_utf8(format_instant(at, &mut buf)).unwrap(),
+                at.format(INSTANT_FORMAT).to_string(),
+                "{at:?}"
+            );
         }
     }
 
