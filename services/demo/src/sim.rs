@@ -505,6 +505,10 @@ impl AppealSim {
                     if watch_at > until {
                         return None;
                     }
+                    // The step waits for the watcher: an appeal's instants never go backwards.
+                    if let Some(planned) = self.planned.as_mut() {
+                        planned.0 = planned.0.max(watch_at);
+                    }
                     return Some((
                         watch_at,
                         AppealCommand::RecordDeadlineMissed(RecordDeadlineMissed { which }),
