@@ -247,7 +247,8 @@ function drawRates(by, answer, name) {
   chart.setOption({
     animation: false,
     color: RATE_COLOURS,
-    grid: { left: 48, right: 24, top: 48, bottom: 64 },
+    // Room below for department names, turned when there are many.
+    grid: { left: 48, right: 24, top: 48, bottom: groups.length > 8 ? 88 : 40 },
     legend: { top: 0, data: RATES.map((r) => t(`rate.${r}`)) },
     tooltip: {
       trigger: 'axis',
@@ -257,7 +258,7 @@ function drawRates(by, answer, name) {
     xAxis: {
       type: 'category',
       data: groups.map((g) => name(g.key)),
-      axisLabel: { interval: 0, rotate: groups.length > 5 ? 30 : 0 },
+      axisLabel: { interval: 0, rotate: groups.length > 8 ? 30 : 0 },
     },
     yAxis: { type: 'value', min: 0, max: 100, axisLabel: { formatter: '{value}%' } },
     series: RATES.map((rate, i) => ({
@@ -397,6 +398,9 @@ function renderAlerts() {
 // ---------------------------------------------------------------------------------------------
 // Ledger
 
+/** Appeals a ledger page shows; 加载更多 fetches the next page. */
+const LEDGER_PAGE = 25;
+
 const LEDGER_FILTERS = ['department', 'status', 'channel', 'category', 'town', 'filed_from', 'filed_to', 'overdue'];
 
 function ledgerFilters() {
@@ -412,7 +416,7 @@ function ledgerFilters() {
 
 async function loadLedger() {
   const params = ledgerFilters();
-  const answer = await getJson('/api/v1/ledger', { ...params, limit: 50 });
+  const answer = await getJson('/api/v1/ledger', { ...params, limit: LEDGER_PAGE });
   view.ledger = { items: answer.items, next: answer.next_cursor, params, freshness: answer.freshness };
   renderLedger();
 }
@@ -420,7 +424,7 @@ async function loadLedger() {
 async function loadMoreLedger() {
   const { params, next } = view.ledger;
   if (!next) return;
-  const answer = await getJson('/api/v1/ledger', { ...params, limit: 50, cursor: next });
+  const answer = await getJson('/api/v1/ledger', { ...params, limit: LEDGER_PAGE, cursor: next });
   view.ledger.items.push(...answer.items);
   view.ledger.next = answer.next_cursor;
   renderLedger();
