@@ -91,13 +91,14 @@ chromium: ## Ensure Debian's chromium + chromium-driver (for the dashboard's bro
 	fi
 
 # ECharts for the dashboard, vendored into services/dashboard/assets/vendor/echarts (no CDN at run
-# time); the version is pinned here and in its VERSION file.
+# time), with a gzipped copy for browsers that accept it; the version is pinned here and in VERSION.
 ECHARTS_VERSION ?= 6.1.0
 dashboard-vendor: ## Refresh the dashboard's vendored ECharts from npm (ECHARTS_VERSION)
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	(cd "$$tmp" && npm pack --silent echarts@$(ECHARTS_VERSION) >/dev/null && tar xzf echarts-$(ECHARTS_VERSION).tgz); \
 	dest=services/dashboard/assets/vendor/echarts; mkdir -p $$dest; \
 	cp "$$tmp/package/dist/echarts.esm.min.mjs" $$dest/echarts.esm.min.js; \
+	gzip -9 -n -c $$dest/echarts.esm.min.js > $$dest/echarts.esm.min.js.gz; \
 	cp "$$tmp/package/LICENSE" "$$tmp/package/NOTICE" $$dest/; \
 	cp "$$tmp/package/licenses/LICENSE-d3" $$dest/; \
 	echo $(ECHARTS_VERSION) > $$dest/VERSION; \

@@ -24,6 +24,9 @@ pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
     pub body: &'static [u8],
+    /// The same bytes gzipped (`<path>.gz`, made by `make dashboard-vendor`), for the large
+    /// vendored library: sent to browsers that accept gzip.
+    pub gzip: Option<&'static [u8]>,
 }
 
 macro_rules! asset {
@@ -32,6 +35,15 @@ macro_rules! asset {
             path: $path,
             content_type: $content_type,
             body: include_bytes!(concat!("../assets/", $path)),
+            gzip: None,
+        }
+    };
+    ($path:literal, $content_type:expr, gzip) => {
+        Asset {
+            path: $path,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../assets/", $path)),
+            gzip: Some(include_bytes!(concat!("../assets/", $path, ".gz"))),
         }
     };
 }
@@ -51,7 +63,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("i18n.js", JS),
     asset!("style.css", CSS),
     asset!("favicon.svg", SVG),
-    asset!("vendor/echarts/echarts.esm.min.js", JS),
+    asset!("vendor/echarts/echarts.esm.min.js", JS, gzip),
     asset!("vendor/echarts/LICENSE", TEXT),
     asset!("vendor/echarts/LICENSE-d3", TEXT),
     asset!("vendor/echarts/NOTICE", TEXT),
@@ -79,15 +91,31 @@ pub fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
 
-/// The quoted strong entity tag of each asset, in [`ASSETS`]' order, computed once.
+/// The quoted strong entity tag of each asset, in [`ASSETS`]' order, computed once. The gzipped
+/// variant is other bytes, so it has its own tag (`…-gz`).
 fn etags() -> &'static [String] {
     static ETAGS: OnceLock<Vec<String>> = OnceLock::new();
     ETAGS.get_or_init(|| {
         ASSETS
             .iter()
-            .map(|a| format!("\"{}\"", &hex::encode(Sha256::digest(a.body))[..32]))
+            .map(|a| hex::encode(Sha256::digest(a.body))[..32].to_owned())
             .collect()
     })
+}
+
+/// Whether the request's `Accept-Encoding` lists gzip (without `q=0`).
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -112,7 +140,11 @@ fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
         .iter()
         .position(|a| std::ptr::eq(a, asset))
         .expect("an asset of ASSETS");
-    let etag = &etags()[i];
+    let gzip = asset.gzip.filter(|_| accepts_gzip(request));
+    let etag = match gzip {
+        Some(_) => format!("\"{}-gz\"", etags()[i]),
+        None => format!("\"{}\"", etags()[i]),
+    };
     let fresh = request
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -122,6 +154,7 @@ fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
             let tag = tag.trim();
             tag == "*" || tag.trim_start_matches("W/") == etag
         });
+    let etag = &etag;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::ETAG,
@@ -132,6 +165,9 @@ fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if asset.gzip.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     if fresh {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
@@ -151,6 +187,10 @@ fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
         );
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
+    if let Some(gzipped) = gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        return (StatusCode::OK, headers, gzipped).into_response();
+    }
     (StatusCode::OK, headers, asset.body).into_response()
 }
 
@@ -162,9 +202,20 @@ mod tests {
     use tower::ServiceExt;
 
     async fn get(path: &str, if_none_match: Option<&str>) -> Response {
+        get_with(path, if_none_match, None).await
+    }
+
+    async fn get_with(
+        path: &str,
+        if_none_match: Option<&str>,
+        accept_encoding: Option<&str>,
+    ) -> Response {
         let mut req = Request::get(path);
         if let Some(tag) = if_none_match {
             req = req.header(header::IF_NONE_MATCH, tag);
+        }
+        if let Some(codings) = accept_encoding {
+            req = req.header(header::ACCEPT_ENCODING, codings);
         }
         routes::<()>()
             .oneshot(req.body(Body::empty()).expect("request"))
@@ -219,6 +270,71 @@ mod tests {
             assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
             let stale = get(path, Some("\"0123\"")).await;
             assert_eq!(stale.status(), StatusCode::OK, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_chart_library_goes_gzipped_to_browsers_that_accept_it() {
+        const PATH: &str = "/assets/vendor/echarts/echarts.esm.min.js";
+        let plain = get_with(PATH, None, None).await;
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(plain.headers()[header::VARY], "accept-encoding");
+        let plain_tag = plain.headers()[header::ETAG].clone();
+        let plain_body = to_bytes(plain.into_body(), usize::MAX).await.expect("body");
+        let library = find("vendor/echarts/echarts.esm.min.js").expect("embedded");
+        assert!(plain_body == library.body, "the library as it is");
+
+        let gzipped = get_with(PATH, None, Some("br, gzip;q=0.8")).await;
+        assert_eq!(gzipped.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(gzipped.headers()[header::CONTENT_TYPE], JS);
+        let gz_tag = gzipped.headers()[header::ETAG]
+            .to_str()
+            .expect("tag")
+            .to_owned();
+        assert_ne!(gz_tag, plain_tag, "another representation, another tag");
+        let body = to_bytes(gzipped.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        assert!(body.starts_with(&[0x1f, 0x8b]), "a gzip stream");
+        assert!(body.len() < plain_body.len() / 2);
+        let again = get_with(PATH, Some(&gz_tag), Some("gzip")).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+        let refused = get_with(PATH, None, Some("gzip;q=0, identity")).await;
+        assert!(refused.headers().get(header::CONTENT_ENCODING).is_none());
+        // Small files are never compressed.
+        let page = get_with("/", None, Some("gzip")).await;
+        assert!(page.headers().get(header::CONTENT_ENCODING).is_none());
+    }
+
+    /// CRC-32 (IEEE), bit by bit: enough for a test.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// A `.gz` left over from another version would serve another library: its trailer (CRC-32
+    /// and length of the original) must be the plain file's.
+    #[test]
+    fn every_gzipped_variant_is_of_the_same_bytes() {
+        for a in ASSETS {
+            let Some(gz) = a.gzip else { continue };
+            assert!(gz.starts_with(&[0x1f, 0x8b]), "{} is not gzip", a.path);
+            let trailer = &gz[gz.len() - 8..];
+            let crc = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes"));
+            let len = u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes"));
+            assert_eq!(len as usize, a.body.len(), "{}.gz: length", a.path);
+            assert_eq!(crc, crc32(a.body), "{}.gz: CRC-32", a.path);
         }
     }
 
