@@ -671,7 +671,7 @@ async fn the_dashboard_shows_rates_ranking_lights_and_the_ledger_filters_and_exp
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_valid_token_the_dashboard_asks_to_sign_in_and_shows_the_problem() {
+async fn the_dashboard_asks_for_a_token_and_shows_refusals_as_their_problem() {
     let app = spawn_app().await;
     let query = app.spawn_query_api().await;
     let browser = Browser::launch().await.expect("Chromium");
@@ -741,4 +741,31 @@ async fn without_a_valid_token_the_dashboard_asks_to_sign_in_and_shows_the_probl
     );
     let empty = table(&page, "#ledger").await;
     assert_eq!(empty, vec![vec!["没有符合条件的诉求。".to_owned()]]);
+
+    // A filter the API refuses: its 422 problem in the ledger's section, the board still there.
+    page.eval(
+        "document.getElementById('ledger-filters').elements.department.value = '住建局';
+         document.getElementById('ledger-apply').click()",
+    )
+    .await
+    .expect("filter");
+    let error = page
+        .wait_for(
+            "document.getElementById('ledger-section').dataset.state === 'error'
+               && document.querySelector('#ledger-section .error').textContent",
+            "the refused filter",
+        )
+        .await
+        .expect("error shown");
+    let error = error.as_str().expect("text");
+    assert!(
+        error.starts_with("422 Invalid field") && error.contains("department"),
+        "{error}"
+    );
+    assert_eq!(
+        page.eval("document.getElementById('board').hidden")
+            .await
+            .expect("board"),
+        false
+    );
 }
