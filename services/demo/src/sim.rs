@@ -1042,3 +1042,56 @@ pub fn draw_style_evaluations(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("instant")
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_appeals_in_filing_order() {
+        let (from, until) = (at("2026-05-23T00:00:00Z"), at("2026-11-23T00:00:00Z"));
+        let a = draw_appeals(&mut Rng::new(1), 500, from, until);
+        let b = draw_appeals(&mut Rng::new(1), 500, from, until);
+        let c = draw_appeals(&mut Rng::new(2), 500, from, until);
+        let key = |s: &[AppealSim]| {
+            s.iter()
+                .map(|a| (a.id, a.filed_at, a.body.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(key(&a), key(&b));
+        assert_ne!(key(&a), key(&c));
+        // 500 drawn plus the appeal behind the veto.
+        assert_eq!(a.len(), 501);
+        assert_eq!(a.iter().filter(|s| s.is_veto).count(), 1);
+        assert!(a.windows(2).all(|w| w[0].filed_at <= w[1].filed_at));
+        assert!(a.iter().all(|s| s.filed_at >= from && s.filed_at < until));
+        assert!(a.iter().all(|s| s.id.get_version_num() == 7));
+        let withdrawn = a.iter().filter(|s| s.intent.end == End::Withdraw).count();
+        assert!((5..=30).contains(&withdrawn), "{withdrawn}");
+        for (i, s) in a.iter().enumerate() {
+            if let End::Duplicate(original) = s.intent.end {
+                assert!(a[..i].iter().any(|earlier| earlier.id == original));
+            }
+        }
+    }
+
+    #[test]
+    fn style_evaluations_fall_in_an_open_quarter_before_the_end() {
+        let (from, until) = (at("2026-05-23T00:00:00Z"), at("2026-11-23T00:00:00Z"));
+        let evaluations = draw_style_evaluations(&mut Rng::new(3), 2, from, until);
+        assert!(!evaluations.is_empty());
+        for (when, StyleCommand::Submit { body, .. }, _) in &evaluations {
+            assert!(*when >= from && *when < until);
+            let current = Quarter::of(*when);
+            assert!(
+                body.quarter == current || body.quarter.months()[2].next().quarter() == current,
+                "{} evaluated at {when}",
+                body.quarter
+            );
+        }
+    }
+}
