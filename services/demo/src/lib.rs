@@ -225,6 +225,7 @@ impl Queue {
 
 /// Generates the district into `pool`'s event store. `progress(filed, total)` is called as
 /// appeals are filed.
+#[tracing::instrument(name = "demo_data", skip_all, fields(seed = options.seed, months = options.months, scale = ?options.scale))]
 pub async fn load(
     pool: &PgPool,
     options: &DemoOptions,
