@@ -1094,4 +1094,58 @@ mod tests {
             );
         }
     }
+
+    /// A filed appeal's state, as the aggregate folds its filing.
+    fn filed(sim: &AppealSim) -> Appeal {
+        let mut appeal = Appeal::default();
+        for event in appeal
+            .decide(
+                &sim.file_command(TrackingNumber::new(2026, 1)),
+                &AppealServices::fixed(
+                    std::sync::Arc::new(linkage_domain::clock::FixedClock::new(sim.filed_at)),
+                    std::sync::Arc::new(linkage_domain::calendar::WeekdayCalendar),
+                    Default::default(),
+                ),
+            )
+            .expect("filing")
+        {
+            cqrs_es::Aggregate::apply(&mut appeal, event);
+        }
+        appeal
+    }
+
+    #[test]
+    fn an_assignment_that_needs_an_unpublished_year_is_not_sent() {
+        let rules = Rulebook::fixed(
+            std::sync::Arc::new(linkage_domain::calendar::official().clone()),
+            Default::default(),
+        );
+        let (from, until) = (at("2026-12-01T00:00:00Z"), at("2026-12-31T12:00:00Z"));
+        let mut sims = draw_appeals(&mut Rng::new(4), 300, from, until);
+        let (mut waiting, mut assigned_late) = (0, 0);
+        for sim in sims.iter_mut().filter(|s| s.intent.end == End::Handle) {
+            let state = filed(sim);
+            match sim.next(&state, &rules, until) {
+                Some((when, AppealCommand::Assign(_), _)) => {
+                    // Its deadlines, extension and rework included, are on the calendar.
+                    assert!(!sim.waiting_for_calendar);
+                    assert!(add_working_days(rules.calendar.as_ref(), when, 11).is_ok());
+                    if when > at("2026-12-12T00:00:00Z") {
+                        assigned_late += 1;
+                        assert!(sim.intent.extension.is_none() && !sim.intent.rework_by_supervisor);
+                    }
+                }
+                None => {
+                    assert!(sim.waiting_for_calendar, "filed {}", sim.filed_at);
+                    assert!(sim.filed_at > at("2026-12-14T00:00:00Z"));
+                    waiting += 1;
+                }
+                Some((_, other, _)) => panic!("unexpected {}", other.name()),
+            }
+        }
+        assert!(
+            waiting > 0 && assigned_late > 0,
+            "{waiting} {assigned_late}"
+        );
+    }
 }
