@@ -348,7 +348,6 @@ async fn generate(
     }
 
     let mut states: Vec<Appeal> = vec![Appeal::default(); sims.len()];
-    let mut tracking: Vec<Option<TrackingNumber>> = vec![None; sims.len()];
     let mut summary = Summary {
         seed: options.seed,
         scale: options.scale,
@@ -480,9 +479,6 @@ async fn generate(
                             .map(|t| t.as_str().to_owned()),
                         at,
                     });
-                }
-                if tracking[index].is_none() {
-                    tracking[index] = after.tracking_number.clone();
                 }
                 let rulebook = rules.current();
                 if let Some((next_at, next, next_actor)) = sim.next(&after, &rulebook, until) {
