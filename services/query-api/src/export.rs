@@ -438,6 +438,9 @@ fn write_xlsx(
             row_in_sheet = 0;
         }
         let Some(cells) = pending.take() else { break };
+        if body.is_closed() {
+            return; // The client went away: stop reading rows (the producer stops too).
+        }
         row_in_sheet += 1;
         let Some(sheet) = workbook.worksheets_mut().last_mut() else {
             return;

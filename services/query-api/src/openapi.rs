@@ -21,6 +21,10 @@ fn string() -> Value {
     json!({"type": "string"})
 }
 
+fn text_1_200() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"})
+}
+
 fn department() -> Value {
     json!({"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$", "example": "market-supervision"})
 }
@@ -50,7 +54,7 @@ fn query_param(route: &str, name: &'static str) -> Param {
         (_, "channel") => ("诉求渠道", wire(Channel::ALL.iter().map(|c| c.as_str()))),
         (_, "category") => ("诉求类别", wire(Category::ALL.iter().map(|c| c.as_str()))),
         (_, "status") => ("办理状态", wire(ledger::status_names())),
-        (_, "town") => ("镇街 / 园区, exactly (1–200 characters)", string()),
+        (_, "town") => ("镇街 / 园区, exactly (1–200 characters)", text_1_200()),
         (_, "filed_from") => ("Filed at or after (inclusive)", instant()),
         (_, "filed_to") => ("Filed before (a date: the whole day)", instant()),
         (_, "resolved_from") => ("Resolved at or after (inclusive)", instant()),
@@ -76,7 +80,7 @@ fn query_param(route: &str, name: &'static str) -> Param {
         ),
         (_, "month") => (
             "Month (YYYY-MM, Beijing time); required",
-            json!({"type": "string", "pattern": "^\\d{4}-\\d{2}$", "example": "2026-11"}),
+            json!({"type": "string", "pattern": "^\\d{4}-(0[1-9]|1[0-2])$", "example": "2026-11"}),
         ),
         (_, "by") => (
             "Group by (default department)",
@@ -84,7 +88,8 @@ fn query_param(route: &str, name: &'static str) -> Param {
         ),
         (_, "period") => (
             "Period: YYYY-MM, YYYY-Qn or YYYY (Beijing time); required",
-            json!({"type": "string", "example": "2026-Q4"}),
+            json!({"type": "string", "pattern": "^\\d{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$",
+                   "example": "2026-Q4"}),
         ),
         (_, "policy") => (
             "Rank with the policy in force at the period's end (default) or the current one",
@@ -92,11 +97,11 @@ fn query_param(route: &str, name: &'static str) -> Param {
         ),
         (_, "unit") => (
             "One complained-about unit (被投诉单位); adds its appeals",
-            string(),
+            text_1_200(),
         ),
         (_, "quarter") => (
             "Quarter (YYYY-Qn); required",
-            json!({"type": "string", "example": "2026-Q4"}),
+            json!({"type": "string", "pattern": "^\\d{4}-Q[1-4]$", "example": "2026-Q4"}),
         ),
         (_, "light") => (
             "Only red or only yellow (default both)",
@@ -108,11 +113,11 @@ fn query_param(route: &str, name: &'static str) -> Param {
         ),
         (_, "min_position") => (
             "Wait (up to 5 s) until the ledger has applied this global position (read your writes)",
-            json!({"type": "integer", "minimum": 0}),
+            integer(0, i64::MAX),
         ),
         (_, "after") => (
             "Events after this global position (default 0)",
-            json!({"type": "integer", "minimum": 0}),
+            integer(0, i64::MAX),
         ),
         ("/api/v1/audit/events", "limit") => {
             ("Page size (default 100)", integer(1, audit::MAX_LIMIT))
