@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("writing {out}"))?;
     let errors = browser.errors();
+    browser.close().await;
     if !errors.is_empty() {
         bail!("the page logged errors: {errors:#?}");
     }

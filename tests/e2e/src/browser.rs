@@ -347,11 +347,35 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Asks Chromium to quit (all its processes, profile flushed) and waits for it; dropping
+    /// then only deletes the directories.
+    pub async fn close(mut self) {
+        let _ = self.call(None, "Browser.close", json!({})).await;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         self.socket.abort();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Chromium's helper processes may still write into the profile for a moment after the
+        // main process is gone (a test that panicked never called `close`): delete until it
+        // stays deleted.
+        for _ in 0..40 {
+            match std::fs::remove_dir_all(self.profile.path()) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
 }
 

@@ -666,7 +666,7 @@ async fn the_dashboard_shows_rates_ranking_lights_and_the_ledger_filters_and_exp
 
     let errors = browser.errors();
     assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
-    drop(browser);
+    browser.close().await;
     s.stop().await;
 }
 
@@ -768,4 +768,5 @@ async fn the_dashboard_asks_for_a_token_and_shows_refusals_as_their_problem() {
             .expect("board"),
         false
     );
+    browser.close().await;
 }
