@@ -16,12 +16,16 @@ use linkage_http::openapi::{Param, Route, Success, document as build, object};
 use serde_json::{Map, Value, json};
 use utoipa::openapi::{OpenApi, RefOr, Schema};
 
+/// One line of text: not blank, no control character (the domain's `ShortText`).
 fn short_text() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": 200})
+    json!({"type": "string", "minLength": 1, "maxLength": 200,
+           "pattern": "^(?=[\\s\\S]*\\S)[^\\u0000-\\u001f\\u007f-\\u009f]*$"})
 }
 
+/// Text that may have line breaks and tabs but no other control character (`LongText`).
 fn long_text() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": 5000})
+    json!({"type": "string", "minLength": 1, "maxLength": 5000,
+           "pattern": "^(?=[\\s\\S]*\\S)[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"})
 }
 
 fn department() -> Value {
@@ -47,9 +51,18 @@ fn obj(props: &[(&str, Value, bool)]) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
     for (name, schema, req) in props {
-        properties.insert((*name).to_owned(), schema.clone());
         if *req {
+            properties.insert((*name).to_owned(), schema.clone());
             required.push(*name);
+        } else if matches!(schema["type"].as_str(), Some("array" | "object")) {
+            // Lists and nested objects default when absent; `null` is not accepted for them.
+            properties.insert((*name).to_owned(), schema.clone());
+        } else {
+            // An optional scalar (`Option<…>`) may also be sent as `null`: "absent".
+            properties.insert(
+                (*name).to_owned(),
+                json!({"oneOf": [schema, {"type": "null"}]}),
+            );
         }
     }
     json!({"type": "object", "properties": properties, "required": required,
@@ -151,8 +164,9 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
                             ("contact_person", short_text(), false),
                             (
                                 "phone",
-                                json!({"type": "string", "description":
-                                  "11-digit mobile, landline with area code, or +<country code><number>"}),
+                                json!({"type": "string", "pattern": "^(\\+[0-9]{8,15}|1[0-9]{10}|0[0-9]{9,11})$",
+                                       "description": "11-digit mobile, landline with area code, or \
+                                         +<country code><number> (spaces and hyphens are also accepted and dropped)"}),
                                 true,
                             ),
                         ]),
@@ -602,7 +616,7 @@ pub fn routes() -> Vec<Route> {
             params: vec![Param::query(
                 "year",
                 "A year to list",
-                json!({"type": "integer"}),
+                json!({"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX}),
             )],
             body: None,
             success: Success::json(200, "`{rules_version, calendar, years, year?}`", object()),
@@ -803,6 +817,16 @@ mod tests {
                     assert!(
                         parsed.is_ok(),
                         "{command}: {name} is documented as optional: {parsed:?}"
+                    );
+                    // …and may be null exactly when its schema says so.
+                    let mut null = body.example.clone();
+                    null[name.as_str()] = Value::Null;
+                    let parsed = (body.parse)(&serde_json::to_vec(&null).expect("json"));
+                    let nullable = props[name]["oneOf"].is_array();
+                    assert_eq!(
+                        parsed.is_ok(),
+                        nullable,
+                        "{command}: {name}: null: {parsed:?}"
                     );
                 }
             }

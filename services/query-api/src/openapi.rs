@@ -79,8 +79,8 @@ fn query_param(route: &str, name: &'static str) -> Param {
             one_of(&["zh-CN", "zh", "en"]),
         ),
         (_, "month") => (
-            "Month (YYYY-MM, Beijing time); required",
-            json!({"type": "string", "pattern": "^\\d{4}-(0[1-9]|1[0-2])$", "example": "2026-11"}),
+            "Month (YYYY-MM, Beijing time, years 2000-2100); required",
+            json!({"type": "string", "pattern": "^(20\\d\\d|2100)-(0[1-9]|1[0-2])$", "example": "2026-11"}),
         ),
         (_, "by") => (
             "Group by (default department)",
@@ -88,7 +88,7 @@ fn query_param(route: &str, name: &'static str) -> Param {
         ),
         (_, "period") => (
             "Period: YYYY-MM, YYYY-Qn or YYYY (Beijing time); required",
-            json!({"type": "string", "pattern": "^\\d{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$",
+            json!({"type": "string", "pattern": "^(20\\d\\d|2100)(-(0[1-9]|1[0-2])|-Q[1-4])?$",
                    "example": "2026-Q4"}),
         ),
         (_, "policy") => (
@@ -101,7 +101,7 @@ fn query_param(route: &str, name: &'static str) -> Param {
         ),
         (_, "quarter") => (
             "Quarter (YYYY-Qn); required",
-            json!({"type": "string", "pattern": "^\\d{4}-Q[1-4]$", "example": "2026-Q4"}),
+            json!({"type": "string", "pattern": "^(20\\d\\d|2100)-Q[1-4]$", "example": "2026-Q4"}),
         ),
         (_, "light") => (
             "Only red or only yellow (default both)",
