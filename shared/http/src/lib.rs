@@ -8,7 +8,8 @@ pub mod ratelimit;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, Request};
+use axum::response::IntoResponse;
 use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -26,10 +27,17 @@ pub fn with_common_layers(router: Router, body_limit: usize, timeout: Duration) 
             ApiError::MethodNotAllowed("this route does not accept that method".into())
         })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        // A request that outlives the timeout is answered like any other refusal: problem+json.
+        .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::Unavailable(format!(
+                    "the request did not finish within {} s; retry later",
+                    timeout.as_secs_f64()
+                ))
+                .into_response(),
+            }
+        }))
         // Layers run outermost-last: the id is set first, then traced, then echoed.
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
@@ -56,4 +64,43 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    /// A handler that never finishes is cut off by the timeout with a 503 problem, not an
+    /// empty body.
+    #[tokio::test]
+    async fn a_request_past_the_timeout_is_answered_as_a_problem() {
+        let router = Router::new().route("/slow", get(std::future::pending::<&'static str>));
+        let app = with_common_layers(router, 1024, Duration::from_millis(10));
+        let request = Request::get("/slow").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert!(response.headers().contains_key(extract::REQUEST_ID));
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["status"], 503);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("did not finish"),
+            "{problem}"
+        );
+    }
 }
