@@ -79,6 +79,16 @@ load_dotenv() {
 	done <"$file"
 }
 
+# The keys that <repo>/.env sets (values come from load_dotenv, which the environment overrides).
+dotenv_keys() {
+	local file="$ROOT_DIR/.env" line
+	local re='^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*='
+	[[ -f $file ]] || return 0
+	while IFS= read -r line || [[ -n $line ]]; do
+		[[ $line =~ $re ]] && printf '%s\n' "${BASH_REMATCH[2]}"
+	done <"$file"
+}
+
 urldecode() {
 	local s=${1//+/ }
 	printf '%b' "${s//%/\\x}"
@@ -768,6 +778,12 @@ main() {
 		printf 'export DATABASE_URL=%q\n' "$DATABASE_URL"
 		printf 'export NATS_URL=%q\n' "$NATS_URL"
 		printf 'export LINKAGE_JWT_SECRET=%q\n' "$(jwt_secret)"
+		# Every other setting in .env reaches the recipe too (the environment still wins).
+		local key
+		for key in $(dotenv_keys); do
+			case $key in DATABASE_URL | NATS_URL | LINKAGE_JWT_SECRET) continue ;; esac
+			printf 'export %s=%q\n' "$key" "${!key}"
+		done
 		;;
 	-h | --help | help) usage ;;
 	*)
