@@ -700,54 +700,11 @@ pub fn routes() -> Vec<Route> {
         problems: Vec::new(),
         secured: false,
     });
-    routes.extend(public_routes());
+    routes.extend(linkage_http::openapi::public_routes(
+        "Ready: Postgres and NATS reachable, with the relay's lag (503 with the same body when not)",
+        "`{ready, checks, relay_lag}`",
+    ));
     routes
-}
-
-/// Health, the document and the docs page (no token).
-fn public_routes() -> Vec<Route> {
-    let public = |path: &'static str, tag: &'static str, summary: &str, success: Success| Route {
-        method: "GET",
-        path,
-        tag,
-        summary: summary.to_owned(),
-        description: "No token needed.".to_owned(),
-        params: Vec::new(),
-        body: None,
-        success,
-        problems: Vec::new(),
-        secured: false,
-    };
-    vec![
-        public(
-            "/healthz",
-            "health",
-            "The process answers",
-            Success::json(200, "`{\"status\": \"ok\"}`", object()),
-        ),
-        public(
-            "/readyz",
-            "health",
-            "Ready: Postgres and NATS reachable, with the relay's lag (503 with the same body when not)",
-            Success::json(200, "`{ready, checks, relay_lag}`", object()),
-        ),
-        public(
-            linkage_http::openapi::SPEC_PATH,
-            "docs",
-            "This OpenAPI document",
-            Success::json(200, "The document", object()),
-        ),
-        public(
-            linkage_http::openapi::DOCS_PATH,
-            "docs",
-            "The browsable docs page (self-contained HTML)",
-            Success {
-                status: 200,
-                description: "HTML".to_owned(),
-                content: vec![("text/html; charset=utf-8", json!({"type": "string"}))],
-            },
-        ),
-    ]
 }
 
 fn schema(v: &Value) -> RefOr<Schema> {

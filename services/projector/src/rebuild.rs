@@ -328,11 +328,10 @@ async fn horizon_and_total(
         .execute(&mut *tx)
         .await
         .map_err(|e| ProjectionError::db("configuring the event count", e))?;
-    let horizon: i64 =
-        sqlx::query_scalar("SELECT linkage_horizon()::text::bigint")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| ProjectionError::db("reading the transaction horizon", e))?;
+    let horizon: i64 = sqlx::query_scalar("SELECT linkage_horizon()::text::bigint")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| ProjectionError::db("reading the transaction horizon", e))?;
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE tx_id < $1::bigint::text::xid8 \
            AND ($2::timestamptz IS NULL OR recorded_at <= $2)",

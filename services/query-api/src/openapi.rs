@@ -343,54 +343,11 @@ pub fn routes() -> Vec<Route> {
             READ_ONE,
         ),
     ];
-    routes.extend(public_routes("Postgres"));
+    routes.extend(linkage_http::openapi::public_routes(
+        "Ready: Postgres reachable (503 with the same body when not)",
+        "`{ready, checks}`",
+    ));
     routes
-}
-
-/// The routes without a token: health, and the document and docs page themselves.
-pub fn public_routes(ready_checks: &str) -> Vec<Route> {
-    let public = |path: &'static str, tag: &'static str, summary: &str, success: Success| Route {
-        method: "GET",
-        path,
-        tag,
-        summary: summary.to_owned(),
-        description: "No token needed.".to_owned(),
-        params: Vec::new(),
-        body: None,
-        success,
-        problems: Vec::new(),
-        secured: false,
-    };
-    vec![
-        public(
-            "/healthz",
-            "health",
-            "The process answers",
-            Success::json(200, "`{\"status\": \"ok\"}`", object()),
-        ),
-        public(
-            "/readyz",
-            "health",
-            &format!("Ready: {ready_checks} reachable (503 with the same body when not)"),
-            Success::json(200, "`{ready, checks}`", object()),
-        ),
-        public(
-            linkage_http::openapi::SPEC_PATH,
-            "docs",
-            "This OpenAPI document",
-            Success::json(200, "The document", object()),
-        ),
-        public(
-            linkage_http::openapi::DOCS_PATH,
-            "docs",
-            "The browsable docs page (self-contained HTML)",
-            Success {
-                status: 200,
-                description: "HTML".to_owned(),
-                content: vec![("text/html; charset=utf-8", string())],
-            },
-        ),
-    ]
 }
 
 /// The query API's document.

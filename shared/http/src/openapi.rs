@@ -322,6 +322,56 @@ pub fn object() -> Value {
     serde_json::json!({"type": "object"})
 }
 
+/// The routes every API serves without a token: health, and this document and its docs page.
+/// `readyz` says what readiness checks and what its body holds.
+pub fn public_routes(readyz_summary: &str, readyz_body: &str) -> Vec<Route> {
+    let public = |path: &'static str, tag: &'static str, summary: &str, success: Success| Route {
+        method: "GET",
+        path,
+        tag,
+        summary: summary.to_owned(),
+        description: "No token needed.".to_owned(),
+        params: Vec::new(),
+        body: None,
+        success,
+        problems: Vec::new(),
+        secured: false,
+    };
+    vec![
+        public(
+            "/healthz",
+            "health",
+            "The process answers",
+            Success::json(200, "`{\"status\": \"ok\"}`", object()),
+        ),
+        public(
+            "/readyz",
+            "health",
+            readyz_summary,
+            Success::json(200, readyz_body, object()),
+        ),
+        public(
+            SPEC_PATH,
+            "docs",
+            "This OpenAPI document",
+            Success::json(200, "The document", object()),
+        ),
+        public(
+            DOCS_PATH,
+            "docs",
+            "The browsable docs page (self-contained HTML)",
+            Success {
+                status: 200,
+                description: "HTML".to_owned(),
+                content: vec![(
+                    "text/html; charset=utf-8",
+                    serde_json::json!({"type": "string"}),
+                )],
+            },
+        ),
+    ]
+}
+
 /// The docs page: one HTML file with its script and style inline.
 const DOCS_HTML: &str = include_str!("docs.html");
 

@@ -248,3 +248,95 @@ pub fn sample_appeal() -> Value {
         "complained_unit": "某街道综合执法队"
     })
 }
+
+/// A Beijing-time instant, `YYYY-MM-DD HH:MM`.
+pub fn beijing(s: &str) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let local = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("test instant");
+    linkage_domain::calendar::TZ
+        .from_local_datetime(&local)
+        .single()
+        .expect("one instant")
+        .with_timezone(&Utc)
+}
+
+/// The read side in process, as production runs it: the relay and the projector (every
+/// projection) on a NATS stream prefix of the test's own.
+pub struct ReadSide {
+    pub bus: linkage_bus::Bus,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Starts the relay and the projector on this app's database; `name` tags the relay.
+    pub async fn spawn_read_side(&self, name: &str) -> ReadSide {
+        use std::time::Duration;
+        let pool = self.db.pool.clone();
+        let bus = linkage_bus::Bus::connect(linkage_bus::BusConfig {
+            url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
+            prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+        })
+        .await
+        .expect("NATS");
+        linkage_projector::ensure_schema(&pool, &linkage_projector::all_projections())
+            .await
+            .expect("read model schema");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let relay = tokio::spawn(linkage_relay::run(
+            pool.clone(),
+            bus.clone(),
+            linkage_relay::RelayConfig {
+                poll_interval: Duration::from_millis(20),
+                instance: format!("{name}-test-relay"),
+                ..Default::default()
+            },
+            until_stopped(),
+        ));
+        let projector = tokio::spawn(linkage_projector::run(
+            pool,
+            bus.clone(),
+            linkage_projector::all_projections(),
+            linkage_projector::RunnerConfig {
+                batch_size: 100,
+                fetch_wait: Duration::from_millis(50),
+                ..Default::default()
+            },
+            until_stopped(),
+        ));
+        let tasks = vec![
+            tokio::spawn(async move { relay.await.expect("relay task").expect("relay") }),
+            tokio::spawn(
+                async move { projector.await.expect("projector task").expect("projector") },
+            ),
+        ];
+        ReadSide { bus, stop, tasks }
+    }
+}
+
+impl std::fmt::Debug for ReadSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadSide")
+            .field("roles", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadSide {
+    /// Stops the relay and the projector and waits for both (a role's error fails the test).
+    pub async fn stop(self) -> linkage_bus::Bus {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await.expect("task");
+        }
+        self.bus
+    }
+}

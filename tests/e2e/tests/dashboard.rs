@@ -26,85 +26,29 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use calamine::{Data, Reader, Xlsx};
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use linkage_auth::Role;
-use linkage_bus::{Bus, BusConfig};
 use linkage_e2e::browser::{Browser, Page};
-use linkage_e2e::{TestApp, spawn_app};
+use linkage_e2e::{ReadSide, TestApp, beijing as bj, spawn_app};
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 const MARKET: &str = "market-supervision";
 const HOUSING: &str = "housing";
-
-/// A Beijing-time instant, `YYYY-MM-DD HH:MM`.
-fn bj(s: &str) -> DateTime<Utc> {
-    let local = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("test instant");
-    linkage_domain::calendar::TZ
-        .from_local_datetime(&local)
-        .single()
-        .expect("one instant")
-        .with_timezone(&Utc)
-}
 
 /// The command API, the relay, the projector (every projection) and the query API, in process.
 struct Stack {
     app: TestApp,
     query: SocketAddr,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    read_side: ReadSide,
 }
 
 async fn stack() -> Stack {
     let app = spawn_app().await;
-    let pool = app.db.pool.clone();
-    let bus = Bus::connect(BusConfig {
-        url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
-        prefix: format!("d{}", uuid::Uuid::new_v4().simple()),
-        replicas: 1,
-        duplicate_window: Duration::from_secs(120),
-    })
-    .await
-    .expect("NATS");
+    let read_side = app.spawn_read_side("dashboard").await;
     let query = app.spawn_query_api().await;
-    let (stop, stopped) = watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
-    let relay = tokio::spawn(linkage_relay::run(
-        pool.clone(),
-        bus.clone(),
-        linkage_relay::RelayConfig {
-            poll_interval: Duration::from_millis(20),
-            instance: "dashboard-test-relay".into(),
-            ..Default::default()
-        },
-        until_stopped(),
-    ));
-    let projector = tokio::spawn(linkage_projector::run(
-        pool,
-        bus,
-        linkage_projector::all_projections(),
-        linkage_projector::RunnerConfig {
-            batch_size: 100,
-            fetch_wait: Duration::from_millis(50),
-            ..Default::default()
-        },
-        until_stopped(),
-    ));
-    let tasks = vec![
-        tokio::spawn(async move { relay.await.expect("relay task").expect("relay") }),
-        tokio::spawn(async move { projector.await.expect("projector task").expect("projector") }),
-    ];
     Stack {
         app,
         query,
-        stop,
-        tasks,
+        read_side,
     }
 }
 
@@ -284,10 +228,7 @@ impl Stack {
     }
 
     async fn stop(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            task.await.expect("task");
-        }
+        self.read_side.stop().await;
     }
 }
 

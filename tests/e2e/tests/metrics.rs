@@ -6,16 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use linkage_auth::Role;
-use linkage_bus::{Bus, BusConfig};
-use linkage_e2e::{TestApp, spawn_app};
+use linkage_bus::Bus;
+use linkage_e2e::{ReadSide, TestApp, beijing as bj, spawn_app};
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 const MARKET: &str = "market";
 const HOUSING: &str = "housing";
@@ -23,91 +19,21 @@ const TAX: &str = "tax";
 const INSPECTORS: &str = "某街道综合执法队";
 const TAX_BRANCH: &str = "区税务分局";
 
-/// A Beijing-time instant, `YYYY-MM-DD HH:MM`.
-fn bj(s: &str) -> DateTime<Utc> {
-    let local = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("test instant");
-    linkage_domain::calendar::TZ
-        .from_local_datetime(&local)
-        .single()
-        .expect("one instant")
-        .with_timezone(&Utc)
-}
-
 /// The command API, the relay, the projector (every projection) and the query API, in process.
 struct Stack {
     app: TestApp,
     query: SocketAddr,
-    bus: Bus,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    read_side: Option<ReadSide>,
 }
 
 async fn stack() -> Stack {
     let app = spawn_app().await;
-    let pool = app.db.pool.clone();
-    let bus = Bus::connect(BusConfig {
-        url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
-        prefix: format!("m{}", uuid::Uuid::new_v4().simple()),
-        replicas: 1,
-        duplicate_window: Duration::from_secs(120),
-    })
-    .await
-    .expect("NATS");
-    linkage_projector::ensure_schema(&pool, &linkage_projector::all_projections())
-        .await
-        .expect("read model schema");
-    let (stop, stopped) = watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
-    let relay = tokio::spawn(linkage_relay::run(
-        pool.clone(),
-        bus.clone(),
-        linkage_relay::RelayConfig {
-            poll_interval: Duration::from_millis(20),
-            instance: "metrics-test-relay".into(),
-            ..Default::default()
-        },
-        until_stopped(),
-    ));
-    let projector = tokio::spawn(linkage_projector::run(
-        pool.clone(),
-        bus.clone(),
-        linkage_projector::all_projections(),
-        linkage_projector::RunnerConfig {
-            batch_size: 100,
-            fetch_wait: Duration::from_millis(50),
-            ..Default::default()
-        },
-        until_stopped(),
-    ));
-    let tasks = vec![
-        tokio::spawn(async move { relay.await.expect("relay task").expect("relay") }),
-        tokio::spawn(async move { projector.await.expect("projector task").expect("projector") }),
-    ];
-    let state = Arc::new(linkage_query_api::QueryState {
-        pool: pool.clone(),
-        keys: app.keys.clone(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let query = listener.local_addr().expect("addr");
-    let router = linkage_query_api::router(state, &linkage_query_api::QueryConfig::default());
-    tokio::spawn(linkage_query_api::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
+    let read_side = app.spawn_read_side("metrics").await;
+    let query = app.spawn_query_api().await;
     Stack {
         app,
         query,
-        bus,
-        stop,
-        tasks,
+        read_side: Some(read_side),
     }
 }
 
@@ -282,12 +208,10 @@ impl Stack {
         a.body
     }
 
-    async fn stop(self) -> (TestApp, SocketAddr, Bus) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            task.await.expect("task");
-        }
-        (self.app, self.query, self.bus)
+    /// Stops the relay and the projector; the query API keeps answering.
+    async fn stop_read_side(&mut self) -> Bus {
+        let read_side = self.read_side.take().expect("the read side is running");
+        read_side.stop().await
     }
 }
 
@@ -354,7 +278,7 @@ async fn answers(s: &Stack) -> BTreeMap<&'static str, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_months_of_appeals_give_the_documented_rates_ranking_and_notices() {
-    let s = stack().await;
+    let mut s = stack().await;
     let dispatcher = s.token(Role::Dispatcher, None);
     let supervisor = s.token(Role::Supervisor, None);
     let admin = s.token(Role::Admin, None);
@@ -601,26 +525,15 @@ async fn two_months_of_appeals_give_the_documented_rates_ranking_and_notices() {
     check(&live);
 
     // Rebuild every metric projection from the event store: the same answers.
-    let (app, query, bus) = s.stop().await;
+    let bus = s.stop_read_side().await;
     for name in ["rates", "style", "assessment", "complaints"] {
         let projection = linkage_projector::projection_named(name).expect("projection");
-        linkage_projector::rebuild(&app.db.pool, projection.as_ref(), |_, _| {})
+        linkage_projector::rebuild(&s.app.db.pool, projection.as_ref(), |_, _| {})
             .await
             .expect("rebuild");
     }
-    let rebuilt = Stack {
-        app,
-        query,
-        bus,
-        stop: watch::channel(false).0,
-        tasks: Vec::new(),
-    };
-    assert_eq!(answers(&rebuilt).await, live);
-    rebuilt
-        .bus
-        .delete_stream()
-        .await
-        .expect("delete the test stream");
+    assert_eq!(answers(&s).await, live);
+    bus.delete_stream().await.expect("delete the test stream");
 }
 
 /// The hand-computed expectations (docs/metrics.md's rules).
