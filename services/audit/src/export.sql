@@ -8,6 +8,6 @@ SELECT event_id, global_position, tx_id::text::bigint AS tx_id, aggregate_type, 
        encode(hash, 'hex') AS hash, encode(prev_hash, 'hex') AS prev_hash
 FROM events
 WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2)
-  AND tx_id < (SELECT linkage_horizon())
+  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
   AND ($3::timestamptz IS NULL OR recorded_at <= $3)
 ORDER BY events.tx_id, events.global_position

@@ -78,7 +78,7 @@ async fn settled(pool: &PgPool) {
     let started = std::time::Instant::now();
     loop {
         let above: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE tx_id >= (SELECT linkage_horizon())",
+            "SELECT count(*) FROM events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())",
         )
         .fetch_one(pool)
         .await

@@ -74,7 +74,7 @@ async fn history(pool: &PgPool) -> (Vec<Uuid>, chrono::DateTime<Utc>) {
     let started = Instant::now();
     loop {
         let above: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE tx_id >= (SELECT linkage_horizon())",
+            "SELECT count(*) FROM events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())",
         )
         .fetch_one(pool)
         .await

@@ -8,8 +8,8 @@
 //! live runner then drops what the checkpoint covers and goes on from there. A failed rebuild
 //! leaves the mark set: run it again.
 //!
-//! It reads up to the *horizon* taken when it starts: `linkage_horizon()` (the store's migration
-//! `…_horizon.sql`), below which every transaction that could write events has ended, so that part of the log is final and gap-free. The
+//! It reads up to the *horizon* taken when it starts: `pg_snapshot_xmin(pg_current_snapshot())`,
+//! below which every transaction has ended, so that part of the log is final and gap-free. The
 //! relay only publishes below an earlier horizon, so this covers the relay checkpoint and any
 //! event published (and perhaps already acked by the projection's consumer) but not yet
 //! checkpointed by the relay; reading only up to the relay checkpoint could leave such events
@@ -328,10 +328,11 @@ async fn horizon_and_total(
         .execute(&mut *tx)
         .await
         .map_err(|e| ProjectionError::db("configuring the event count", e))?;
-    let horizon: i64 = sqlx::query_scalar("SELECT linkage_horizon()::text::bigint")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| ProjectionError::db("reading the transaction horizon", e))?;
+    let horizon: i64 =
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| ProjectionError::db("reading the transaction horizon", e))?;
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE tx_id < $1::bigint::text::xid8 \
            AND ($2::timestamptz IS NULL OR recorded_at <= $2)",
@@ -530,7 +531,7 @@ pub async fn read_events(
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {EVENT_COLUMNS} FROM events \
          WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2) \
-           AND tx_id < (SELECT linkage_horizon()) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY tx_id, global_position LIMIT $3"
     ));
     let rows = sqlx::query(sql)

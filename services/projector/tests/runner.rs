@@ -193,7 +193,7 @@ impl Writer {
 async fn settle(pool: &PgPool) {
     for _ in 0..1200 {
         let settled: bool = sqlx::query_scalar(
-            "SELECT coalesce(max(tx_id) < (SELECT linkage_horizon()), true) FROM events",
+            "SELECT coalesce(max(tx_id) < pg_snapshot_xmin(pg_current_snapshot()), true) FROM events",
         )
         .fetch_one(pool)
         .await

@@ -2,10 +2,9 @@
 //! exactly once per event id, in a global order that never skips a late commit.
 //!
 //! - **Order.** Events are read in `(tx_id, global_position)` order and only below the oldest
-//!   running transaction that could write events (`tx_id < linkage_horizon()`: the plain
-//!   `pg_snapshot_xmin` minus transactions of other databases, see the store's migration
-//!   `…_horizon.sql`). Identity values are handed out before commit, so a transaction that
-//!   started earlier can commit later with a smaller position; reading below the horizon waits for it instead of skipping it, and a
+//!   running transaction (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`). Identity values
+//!   are handed out before commit, so a transaction that started earlier can commit later with a
+//!   smaller position; reading below the horizon waits for it instead of skipping it, and a
 //!   transaction that has not written yet will get a larger id than anything read.
 //! - **Exactly once.** Each batch is published with pipelined acks, then the checkpoint is
 //!   stored in Postgres. `Nats-Msg-Id` is the event id, so JetStream drops a republished batch

@@ -270,7 +270,7 @@ async fn read_events(
         // has ended, so its rows are all visible (or rolled back) and none can appear later.
         None => {
             sqlx::query(select_events!(
-                "AND tx_id < (SELECT linkage_horizon()) \
+                "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
                  ORDER BY events.tx_id, events.global_position LIMIT $3"
             ))
             .bind(after.0.to_string())
