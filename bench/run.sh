@@ -12,7 +12,8 @@
 #   BENCH_QUERY_CLIENTS [2]   concurrent readers (one per core: latency, not queueing)
 #   BENCH_RELAY_SECS [20]     seconds the relay is watched draining the history
 #   BENCH_PORT_BASE [18080]   command API on it, query API on +1
-#   BENCH_CALENDAR            the roles' LINKAGE_CALENDAR (default: theirs, the stored calendar)
+#   BENCH_CALENDAR            the roles' LINKAGE_CALENDAR (default: the stored calendar, or
+#                             weekdays when deadlines from today reach past its last year)
 #   BENCH_SKIP_BUILD [0]      1: use the release binaries as they are
 #   BENCH_OUT [bench/results] where the report goes
 set -euo pipefail
@@ -29,6 +30,17 @@ QUERY_CLIENTS=${BENCH_QUERY_CLIENTS:-2}
 RELAY_SECS=${BENCH_RELAY_SECS:-20}
 PORT_BASE=${BENCH_PORT_BASE:-18080}
 OUT=${BENCH_OUT:-bench/results}
+# The live commands' deadlines reach up to about 60 days ahead (10 working days, extensions,
+# rework). When that crosses past the last year of the stored official calendar, the stored
+# calendar would refuse them (a year not published is an error, never a guess), so the run uses
+# Monday-Friday instead and says so in the report.
+if [[ -z ${BENCH_CALENDAR:-} ]]; then
+    covered=$(sed -n 's/^# Covered years: [0-9]*-\([0-9]*\).*/\1/p' shared/domain/data/cn-calendar.csv)
+    if [[ -n $covered && $(date -u -d '+60 days' +%Y) -gt $covered ]]; then
+        BENCH_CALENDAR=weekdays
+        echo "[bench] the official calendar ends with $covered and deadlines from today reach into $((covered + 1)): the live roles run with LINKAGE_CALENDAR=weekdays" >&2
+    fi
+fi
 CALENDAR_ENV=()
 if [[ -n ${BENCH_CALENDAR:-} ]]; then CALENDAR_ENV=(LINKAGE_CALENDAR="$BENCH_CALENDAR"); fi
 
