@@ -15,6 +15,7 @@
 pub mod assessment;
 pub mod checkpoint;
 pub mod complaints;
+mod copy;
 pub mod ledger;
 pub mod rates;
 pub mod rebuild;
@@ -60,6 +61,25 @@ pub trait Projection: Send + Sync + fmt::Debug {
     /// says otherwise.
     fn rebuild_order(&self) -> RebuildOrder {
         RebuildOrder::Global
+    }
+
+    /// Whether a rebuild may drop the primary keys of [`Projection::tables`] while it writes
+    /// (and add them back at its end): only when [`Projection::rebuild_chunk`] needs no unique
+    /// index, and the DDL adds a missing key back (after a rebuild that failed midway).
+    fn rebuild_drops_keys(&self) -> bool {
+        false
+    }
+
+    /// Writes one chunk of a [`RebuildOrder::PerAggregate`] rebuild: whole streams, each from
+    /// its first event, in sequence order, into tables the rebuild emptied and that no other
+    /// chunk writes the same rows of. A projection may bulk-load here (no read-back, no upsert)
+    /// as long as the rows equal what [`Projection::apply`] would leave. Default: `apply`.
+    async fn rebuild_chunk(
+        &self,
+        tx: &mut PgConnection,
+        chunk: &[Envelope],
+    ) -> Result<(), ProjectionError> {
+        self.apply(tx, chunk).await
     }
 }
 
@@ -122,6 +142,13 @@ pub enum ProjectionError {
     /// Retrying does not help until the cause is fixed (usually: rebuild the projection).
     #[error("projection {projection}: {detail}")]
     Inconsistent {
+        projection: &'static str,
+        detail: String,
+    },
+    /// A projection's tables are not shaped as its code writes them (e.g. a column added to the
+    /// DDL but not to the rebuild's bulk load).
+    #[error("projection {projection}: {detail}")]
+    Schema {
         projection: &'static str,
         detail: String,
     },

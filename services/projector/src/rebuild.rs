@@ -63,6 +63,12 @@ pub const EVENT_COLUMNS: &str = "event_id, global_position, tx_id::text::bigint 
      aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at, payload, \
      metadata, encode(hash, 'hex') AS hash, encode(prev_hash, 'hex') AS prev_hash";
 
+/// What a rebuild reads of each event: [`EVENT_COLUMNS`] with the hashes as stored (hex-encoded
+/// by [`rebuild_envelope`] rather than by the server, once per event of the whole log).
+const REBUILD_COLUMNS: &str = "event_id, global_position, tx_id::text::bigint, aggregate_type, \
+     aggregate_id, sequence, event_type, event_version, recorded_at, payload, metadata, hash, \
+     prev_hash";
+
 /// Rebuilds `projection` from scratch in chunks of [`DEFAULT_CHUNK_SIZE`] events, calling
 /// `progress(done, total)` after each chunk (and once with `done = 0` at the start).
 pub async fn rebuild(
@@ -124,8 +130,9 @@ pub async fn rebuild_until(
     let mut tx = begin_chunk(pool, name).await?;
     checkpoint::lock(&mut tx, name).await?;
     checkpoint::set_rebuilding(&mut tx, name, true).await?;
+    // Indexes first: their sizes before the truncation order their builds at the end.
+    let dropped = drop_indexes(&mut tx, projection).await?;
     truncate(&mut tx, projection).await?;
-    let dropped_indexes = drop_secondary_indexes(&mut tx, projection).await?;
     checkpoint::save(&mut tx, name, None, None).await?;
     commit(tx, name).await?;
     progress(0, total);
@@ -148,7 +155,7 @@ pub async fn rebuild_until(
             ""
         };
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE tx_id < $1::bigint::text::xid8 \
+            "SELECT {REBUILD_COLUMNS} FROM events WHERE tx_id < $1::bigint::text::xid8 \
              {until_clause} ORDER BY {order_by}"
         ));
         // In a transaction only to scope `jit = off`: compiling this one long scan costs more
@@ -180,7 +187,7 @@ pub async fn rebuild_until(
         let mut last: Option<Position> = None;
         loop {
             let envelope = match rows.try_next().await {
-                Ok(Some(row)) => envelope_from_row(&row),
+                Ok(Some(row)) => rebuild_envelope(&row),
                 Ok(None) => break,
                 Err(e) => Err(ProjectionError::db("reading the events table", e)),
             };
@@ -246,7 +253,7 @@ pub async fn rebuild_until(
                             Read::Chunk(chunk) => {
                                 let mut tx = begin_chunk(pool, name).await?;
                                 check_untouched_shared(&mut tx, name).await?;
-                                projection.apply(&mut tx, &chunk).await?;
+                                projection.rebuild_chunk(&mut tx, &chunk).await?;
                                 commit(tx, name).await?;
                                 Ok(Step::Applied(chunk.len() as u64))
                             }
@@ -269,35 +276,27 @@ pub async fn rebuild_until(
     };
     drop(reader);
 
+    // The keys and indexes again, each in one sorted pass, before the live runner may go on
+    // (its upserts need the keys).
+    if !dropped.is_empty() {
+        let started_indexes = Instant::now();
+        recreate_indexes(pool, &dropped).await?;
+        tracing::info!(
+            projection = name,
+            indexes = dropped.len(),
+            elapsed_ms = started_indexes.elapsed().as_millis() as u64,
+            "indexes recreated"
+        );
+    }
+    // The projection's DDL too: it is what defines them (a no-op unless it changed meanwhile).
+    create_tables(pool, projection).await?;
+
     // End: the checkpoint is the last event below the horizon; the live runner may go on.
     let mut tx = begin_chunk(pool, name).await?;
     check_untouched(&mut tx, name, expected).await?;
     checkpoint::save(&mut tx, name, last, None).await?;
     checkpoint::set_rebuilding(&mut tx, name, false).await?;
     commit(tx, name).await?;
-
-    if dropped_indexes > 0 {
-        // The projection's DDL creates its indexes again, each in one sorted pass.
-        let started_indexes = Instant::now();
-        let mut tx = pool
-            .begin()
-            .await
-            .map_err(|e| ProjectionError::db("beginning to recreate indexes", e))?;
-        sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| ProjectionError::db("sizing memory for index builds", e))?;
-        crate::create_tables(&mut tx, projection).await?;
-        tx.commit()
-            .await
-            .map_err(|e| ProjectionError::db(format!("recreating the indexes of {name}"), e))?;
-        tracing::info!(
-            projection = name,
-            indexes = dropped_indexes,
-            elapsed_ms = started_indexes.elapsed().as_millis() as u64,
-            "indexes recreated"
-        );
-    }
     let summary = RebuildSummary {
         projection: name,
         events: done,
@@ -462,38 +461,108 @@ async fn truncate(
     Ok(())
 }
 
-/// Drops the projection's indexes except those backing primary keys and constraints (which
-/// the projection's own writes may rely on): maintaining a dozen indexes row by row is most of
-/// a rebuild's cost, building them once at the end is cheap. They come back from the
-/// projection's DDL at the end of the rebuild, or at the projector's next start if the rebuild
-/// fails midway.
-async fn drop_secondary_indexes(
+/// An index or primary key a rebuild dropped, and the statement that makes it again.
+#[derive(Debug)]
+struct DroppedIndex {
+    name: String,
+    create: String,
+}
+
+/// Index builds running at once at the end of a rebuild (each on its own connection).
+const INDEX_BUILDERS: usize = 2;
+
+/// Drops the projection's indexes, except those backing constraints (which the projection's
+/// own writes may rely on), and its primary keys too when its [`Projection::rebuild_chunk`]
+/// does not need them: maintaining indexes row by row is most of a bulk load's cost, building
+/// them once at the end is cheap. Returns how to make them again: [`recreate_indexes`] does
+/// at the end of the rebuild; after a failed one, the projection's DDL does at the projector's
+/// next start (a DDL whose keys may be dropped must add them back when missing).
+async fn drop_indexes(
     conn: &mut PgConnection,
     projection: &dyn Projection,
-) -> Result<usize, ProjectionError> {
+) -> Result<Vec<DroppedIndex>, ProjectionError> {
     let tables: Vec<String> = projection
         .tables()
         .iter()
         .map(|t| (*t).to_owned())
         .collect();
-    let indexes: Vec<String> = sqlx::query_scalar(
-        "SELECT i.indexrelid::regclass::text FROM pg_index i \
+    let mut dropped = Vec::new();
+    if projection.rebuild_drops_keys() {
+        // Keys first: their tables are the largest, so their builds start first at the end.
+        let keys: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT c.conrelid::regclass::text, quote_ident(c.conname), \
+                    pg_get_constraintdef(c.oid) \
+             FROM pg_constraint c \
+             WHERE c.conrelid = ANY($1::text[]::regclass[]) AND c.contype = 'p' \
+             ORDER BY pg_relation_size(c.conrelid) DESC",
+        )
+        .bind(&tables)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| {
+            ProjectionError::db(format!("listing the keys of {}", projection.name()), e)
+        })?;
+        for (table, key, definition) in keys {
+            // Names and definitions come from the catalog, quoted by Postgres.
+            let sql = sqlx::AssertSqlSafe(format!("ALTER TABLE {table} DROP CONSTRAINT {key}"));
+            sqlx::query(sql).execute(&mut *conn).await.map_err(|e| {
+                ProjectionError::db(format!("dropping key {key} of {table} for a rebuild"), e)
+            })?;
+            dropped.push(DroppedIndex {
+                create: format!("ALTER TABLE {table} ADD CONSTRAINT {key} {definition}"),
+                name: key,
+            });
+        }
+    }
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
          WHERE i.indrelid = ANY($1::text[]::regclass[]) AND NOT i.indisprimary \
-           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) \
+         ORDER BY pg_relation_size(i.indexrelid) DESC",
     )
     .bind(&tables)
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| ProjectionError::db(format!("listing the indexes of {}", projection.name()), e))?;
-    for index in &indexes {
+    for (index, create) in indexes {
         // `regclass::text` is already quoted where needed; the names come from the catalog.
         let sql = sqlx::AssertSqlSafe(format!("DROP INDEX {index}"));
         sqlx::query(sql)
             .execute(&mut *conn)
             .await
             .map_err(|e| ProjectionError::db(format!("dropping index {index} for a rebuild"), e))?;
+        dropped.push(DroppedIndex {
+            name: index,
+            create,
+        });
     }
-    Ok(indexes.len())
+    Ok(dropped)
+}
+
+/// Makes the dropped keys and indexes again, [`INDEX_BUILDERS`] at a time (Postgres builds
+/// each on one core; the rebuild has nothing else left to do).
+async fn recreate_indexes(pool: &PgPool, dropped: &[DroppedIndex]) -> Result<(), ProjectionError> {
+    futures::stream::iter(dropped)
+        .map(|index| async move {
+            let mut tx = pool.begin().await.map_err(|e| {
+                ProjectionError::db(format!("beginning to recreate {}", index.name), e)
+            })?;
+            sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| ProjectionError::db("sizing memory for index builds", e))?;
+            // The statement was written by Postgres (`pg_get_indexdef`, `pg_get_constraintdef`).
+            sqlx::raw_sql(sqlx::AssertSqlSafe(index.create.clone()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| ProjectionError::db(format!("recreating {}", index.name), e))?;
+            tx.commit()
+                .await
+                .map_err(|e| ProjectionError::db(format!("committing {}", index.name), e))
+        })
+        .buffer_unordered(INDEX_BUILDERS)
+        .try_collect()
+        .await
 }
 
 /// An events-table row (selected with [`EVENT_COLUMNS`]) as the relay would publish it.
@@ -515,6 +584,41 @@ pub fn envelope_from_row(row: &PgRow) -> Result<Envelope, ProjectionError> {
         hash: row.try_get("hash").map_err(get)?,
         prev_hash: row.try_get("prev_hash").map_err(get)?,
     })
+}
+
+/// An events-table row selected with [`REBUILD_COLUMNS`] (by position: no name lookups in the
+/// rebuild's per-event loop).
+fn rebuild_envelope(row: &PgRow) -> Result<Envelope, ProjectionError> {
+    let get = |e: sqlx::Error| ProjectionError::db("decoding an events row", e);
+    let hash: Vec<u8> = row.try_get(11).map_err(get)?;
+    let prev_hash: Option<Vec<u8>> = row.try_get(12).map_err(get)?;
+    Ok(Envelope {
+        envelope_version: ENVELOPE_VERSION,
+        event_id: row.try_get(0).map_err(get)?,
+        global_position: row.try_get(1).map_err(get)?,
+        tx_id: row.try_get(2).map_err(get)?,
+        aggregate_type: row.try_get(3).map_err(get)?,
+        aggregate_id: row.try_get(4).map_err(get)?,
+        sequence: row.try_get(5).map_err(get)?,
+        event_type: row.try_get(6).map_err(get)?,
+        event_version: row.try_get(7).map_err(get)?,
+        recorded_at: row.try_get(8).map_err(get)?,
+        payload: row.try_get(9).map_err(get)?,
+        metadata: row.try_get(10).map_err(get)?,
+        hash: hex(&hash),
+        prev_hash: prev_hash.as_deref().map(hex),
+    })
+}
+
+/// Lowercase hex, as Postgres' `encode(…, 'hex')`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Up to `limit` events after `after`, in publication order, below the current horizon (so the

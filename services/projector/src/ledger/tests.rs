@@ -757,3 +757,265 @@ async fn the_watch_queue_follows_misses_and_moved_deadlines() {
     assert_eq!(r.watch_due, Some(moved.resolution_due));
     assert_eq!(r.calendar.as_deref(), Some("calendar-v9"));
 }
+
+/// Every table row as Postgres prints it (exact: instants to the microsecond, arrays, json
+/// text), in key order.
+async fn dump(pool: &sqlx::PgPool) -> (Vec<String>, Vec<String>) {
+    let ledger = sqlx::query_scalar("SELECT l::text FROM ledger l ORDER BY appeal_id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let timeline =
+        sqlx::query_scalar("SELECT t::text FROM ledger_timeline t ORDER BY appeal_id, sequence")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    (ledger, timeline)
+}
+
+/// The rebuild's bulk load (`rebuild_chunk`: whole streams, binary COPY) leaves exactly the
+/// rows the live path (`apply`: batches in commit order, upserts) leaves, for every event kind,
+/// with instants finer than Postgres keeps and text Postgres would have to escape.
+#[tokio::test]
+async fn the_bulk_load_equals_the_live_path() {
+    let db = TestDatabase::new().await.unwrap();
+    ensure_schema(&db.pool, &[Arc::new(Ledger)]).await.unwrap();
+    // Sub-microsecond parts (events recorded before the clock truncated): both truncate alike.
+    let at = |h: i64| at(h) + Duration::nanoseconds(123_456_789);
+    let d = deadlines(at(1));
+    let ids: Vec<Uuid> = (0..6).map(|_| Uuid::now_v7()).collect();
+    let mut scripts: Vec<Vec<AppealEvent>> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            vec![filed(
+                *id,
+                i as u64 + 1,
+                Channel::Hotline12345,
+                Category::ArbitraryFines,
+                "城关镇",
+                at(0),
+            )]
+        })
+        .collect();
+    if let AppealEvent::AppealFiled {
+        description,
+        complained_unit,
+        ..
+    } = &mut scripts[0][0]
+    {
+        *description = v("第一行\n第二行\t\"引号\" \\ 反斜杠");
+        *complained_unit = None;
+    }
+    scripts[0].extend([
+        assigned("market", &["tax", "housing"], at(1)),
+        AppealEvent::AppealSupervised {
+            note: v("督办"),
+            due: at(50),
+            calendar: "test".into(),
+            at: at(2),
+        },
+        AppealEvent::DeadlineMissed {
+            which: DeadlineKind::Contact,
+            due: d.contact_due,
+            at: d.contact_due,
+        },
+        AppealEvent::DeadlineMissed {
+            which: DeadlineKind::Resolution,
+            due: at(4),
+            at: at(4),
+        },
+        AppealEvent::AccountabilityRecorded {
+            department: dept("market"),
+            kind: AccountabilityKind::Delay,
+            note: v("推诿"),
+            at: at(6),
+        },
+        AppealEvent::AccountabilityRecorded {
+            department: dept("tax"),
+            kind: AccountabilityKind::EnterpriseHarassment,
+            note: v("侵企扰企"),
+            at: at(7),
+        },
+    ]);
+    scripts[1].extend([
+        assigned("market", &[], at(1)),
+        AppealEvent::ExtensionRequested {
+            department: dept("market"),
+            working_days: 5,
+            reason: v("需要现场核查"),
+            at: at(2),
+        },
+        AppealEvent::ExtensionApproved {
+            working_days: 5,
+            previous_resolution_due: d.resolution_due,
+            resolution_due: at(24 * 21),
+            calendar: "test".into(),
+            note: None,
+            at: at(3),
+        },
+        AppealEvent::InitialFeedbackGiven {
+            department: dept("market"),
+            text: v("已受理"),
+            at: at(4),
+        },
+    ]);
+    scripts[1].extend(resolved(5));
+    scripts[1].extend([
+        AppealEvent::ReturnVisitRecorded {
+            result: ReturnVisitResult::Unreachable,
+            comment: None,
+            at: at(10),
+        },
+        AppealEvent::ReturnVisitRecorded {
+            result: ReturnVisitResult::Reached {
+                solved: true,
+                satisfaction: Satisfaction::BasicallySatisfied,
+            },
+            comment: Some(v("还行")),
+            at: at(11),
+        },
+        AppealEvent::AppealClosed {
+            note: None,
+            at: at(12),
+        },
+    ]);
+    scripts[2].extend([assigned("market", &["tax"], at(1))]);
+    scripts[2].extend(resolved(2));
+    scripts[2].extend([
+        AppealEvent::ReturnVisitRecorded {
+            result: ReturnVisitResult::Reached {
+                solved: false,
+                satisfaction: Satisfaction::Dissatisfied,
+            },
+            comment: None,
+            at: at(10),
+        },
+        AppealEvent::ReturnedForRework {
+            reason: v("敷衍了事"),
+            working_days: 5,
+            resolution_due: at(24 * 30),
+            calendar: "test".into(),
+            at: at(11),
+        },
+        AppealEvent::AppealTransferred {
+            from: dept("market"),
+            lead: dept("housing"),
+            co_handlers: vec![],
+            reason: v("职责不符"),
+            deadlines: deadlines(at(12)),
+            calendar: "test".into(),
+            policy: Default::default(),
+            at: at(12),
+        },
+        AppealEvent::DeadlinesRecomputed {
+            previous: deadlines(at(12)),
+            deadlines: deadlines(at(13)),
+            previous_calendar: "test".into(),
+            calendar: "calendar-v9".into(),
+            reason: "calendar changed".into(),
+            at: at(13),
+        },
+    ]);
+    scripts[3].extend([
+        assigned("market", &[], at(1)),
+        AppealEvent::AppealDeclined {
+            department: dept("market"),
+            reason: v("不属于本部门职责"),
+            at: at(3),
+        },
+        AppealEvent::AppealWithdrawn {
+            reason: v("已自行解决"),
+            at: at(4),
+        },
+    ]);
+    scripts[4].push(AppealEvent::AppealMarkedDuplicate {
+        original: ids[0],
+        at: at(1),
+    });
+    // scripts[5]: filed only.
+
+    // Commit order interleaves the appeals, each event in its own transaction.
+    let mut envelopes = EnvelopeFactory::new();
+    let mut all = Vec::new();
+    let longest = scripts.iter().map(Vec::len).max().unwrap();
+    for step in 0..longest {
+        for (id, script) in ids.iter().zip(&scripts) {
+            if let Some(event) = script.get(step) {
+                let department = (step % 2 == 1).then_some("market");
+                all.push(envelopes.envelope_by(*id, event, "王五", "handler", department));
+            }
+        }
+    }
+    for batch in all.chunks(5) {
+        let mut tx = db.pool.begin().await.unwrap();
+        Ledger.apply(&mut tx, batch).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let live = dump(&db.pool).await;
+    assert_eq!(live.0.len(), ids.len());
+    assert_eq!(live.1.len(), all.len());
+
+    // As a rebuild reads them: stream by stream, in two chunks of whole streams.
+    sqlx::query("TRUNCATE ledger, ledger_timeline")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    all.sort_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
+    let split = all
+        .iter()
+        .position(|e| e.aggregate_id == ids[3].to_string())
+        .unwrap();
+    for chunk in [&all[..split], &all[split..]] {
+        let mut tx = db.pool.begin().await.unwrap();
+        Ledger.rebuild_chunk(&mut tx, chunk).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let bulk = dump(&db.pool).await;
+    assert_eq!(bulk.0, live.0);
+    assert_eq!(bulk.1, live.1);
+}
+
+/// The payload decoder reads what the store's `decode_event` reads, and refuses what it refuses.
+#[test]
+fn decode_reads_as_the_store_does() {
+    let mut envelopes = EnvelopeFactory::new();
+    let id = Uuid::now_v7();
+    let mut events = vec![
+        filed(id, 1, Channel::Online, Category::Other, "城关镇", t0()),
+        assigned("market", &["tax"], at(1)),
+        AppealEvent::ReturnVisitRecorded {
+            result: ReturnVisitResult::Unreachable,
+            comment: None,
+            at: at(2),
+        },
+    ];
+    events.extend(resolved(3));
+    let store = |e: &Envelope| {
+        linkage_store::events::decode_event::<linkage_domain::appeal::Appeal>(
+            &e.event_type,
+            e.payload.clone(),
+        )
+    };
+    for event in &events {
+        let envelope = envelopes.envelope(id, event);
+        assert_eq!(&super::decode(&envelope).unwrap(), event);
+        assert_eq!(store(&envelope).unwrap(), *event);
+    }
+    let good = envelopes.envelope(id, &events[1]);
+    let broken = |change: &dyn Fn(&mut Envelope)| {
+        let mut e = good.clone();
+        change(&mut e);
+        assert!(store(&e).is_err());
+        assert!(matches!(
+            super::decode(&e),
+            Err(ProjectionError::Decode { .. })
+        ));
+    };
+    broken(&|e| e.event_type = "NoSuchEvent".into());
+    broken(&|e| e.payload = json!([1, 2]));
+    broken(&|e| e.payload = json!("AppealAssigned"));
+    broken(&|e| {
+        e.payload.as_object_mut().unwrap().remove("lead");
+    });
+}
