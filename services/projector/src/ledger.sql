@@ -120,3 +120,16 @@ CREATE TABLE IF NOT EXISTS ledger_timeline (
     summary         json        NOT NULL,
     PRIMARY KEY (appeal_id, sequence)
 );
+
+-- A rebuild drops both primary keys while it bulk-loads and adds them back at its end
+-- (services/projector/src/rebuild.rs); after a rebuild that failed midway, this does.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'ledger'::regclass AND contype = 'p') THEN
+        ALTER TABLE ledger ADD PRIMARY KEY (appeal_id);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'ledger_timeline'::regclass AND contype = 'p') THEN
+        ALTER TABLE ledger_timeline ADD PRIMARY KEY (appeal_id, sequence);
+    END IF;
+END $$;
