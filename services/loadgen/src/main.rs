@@ -7,6 +7,7 @@ mod drive;
 mod lifecycle;
 mod queries;
 mod report;
+mod scale;
 mod seed;
 mod stats;
 
@@ -39,6 +40,9 @@ enum Command {
     Seed(SeedArgs),
     /// Query latency on the query API (ledger mix, plus --route NAME=PATH extras).
     Queries(QueriesArgs),
+    /// Copy the projected ledger of a seeded history until it holds --appeals appeals (queries
+    /// at scale without seeding and rebuilding them all; scratch databases only).
+    ScaleLedger(ScaleArgs),
     /// Summarise pgbench's per-transaction logs.
     PgbenchSummary(PgbenchArgs),
     /// Plain JetStream publish-with-ack loop through the bus, on a stream of its own.
@@ -138,6 +142,19 @@ struct QueriesArgs {
     /// An extra route measured with the mix: NAME=/api/v1/...?...
     #[arg(long = "route")]
     routes: Vec<String>,
+    #[command(flatten)]
+    out: Out,
+}
+
+#[derive(Debug, Args)]
+struct ScaleArgs {
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    #[arg(long, default_value_t = 1_000_000)]
+    appeals: u64,
+    /// Leave `ledger_timeline` as it is (appeal details of copies then show no history).
+    #[arg(long)]
+    no_timeline: bool,
     #[command(flatten)]
     out: Out,
 }
@@ -258,6 +275,15 @@ async fn real_main(cli: Cli) -> Result<()> {
                 duration: Duration::from_secs(a.duration_secs),
                 seed: a.seed,
                 extra,
+            })
+            .await?;
+            write(&a.out, &report)
+        }
+        Command::ScaleLedger(a) => {
+            let report = scale::scale(scale::ScaleConfig {
+                database_url: a.database_url,
+                appeals: a.appeals,
+                timeline: !a.no_timeline,
             })
             .await?;
             write(&a.out, &report)

@@ -18,6 +18,7 @@ pub const PARTS: &[&str] = &[
     "relay",
     "seed",
     "rebuild",
+    "scale_ledger",
     "queries",
     "audit_export",
     "audit_verify",
@@ -137,7 +138,10 @@ pub fn verdicts(all: &Value) -> Vec<Verdict> {
             .reduce(f64::max)
     });
     v.push(Verdict {
-        figure: "ledger queries p99 (worst kind) over the seeded appeals".into(),
+        figure: format!(
+            "ledger queries p99 (worst kind) over {}",
+            query_appeals(all)
+        ),
         target: "≤ 20 ms".into(),
         measured: worst_ledger.map(|x| format!("{x:.1} ms")),
         met: worst_ledger.map(|x| x <= 20.0),
@@ -152,6 +156,23 @@ pub fn verdicts(all: &Value) -> Vec<Verdict> {
         });
     }
     v
+}
+
+/// What the queries ran over: the seeded appeals, or the ledger `scale-ledger` copied them to.
+fn query_appeals(all: &Value) -> String {
+    let scaled = &all["scale_ledger"];
+    if scaled["appeals"].is_number() {
+        format!(
+            "{} appeals ({} projected, copied ×{})",
+            num(&scaled["appeals"]),
+            num(&scaled["original_appeals"]),
+            num(&(scaled["copies"].as_f64().unwrap_or(0.0) + 1.0).into()),
+        )
+    } else if all["seed"]["appeals"].is_number() {
+        format!("{} seeded appeals", num(&all["seed"]["appeals"]))
+    } else {
+        "the seeded appeals".into()
+    }
 }
 
 /// The merged JSON: every part plus the verdicts.
@@ -330,7 +351,10 @@ pub fn markdown(all: &Value) -> String {
     }
 
     let q = &all["queries"];
-    md.push_str("\n## Queries over the seeded history\n\n| query | p50 ms | p99 ms | p99.9 ms | max ms | count |\n|---|---|---|---|---|---|\n");
+    let _ = write!(md, "\n## Queries over {}\n\n", query_appeals(all));
+    md.push_str(
+        "| query | p50 ms | p99 ms | p99.9 ms | max ms | count |\n|---|---|---|---|---|---|\n",
+    );
     if let Some(by) = q["by_kind"].as_object() {
         for (name, l) in by {
             let _ = writeln!(md, "| {name} | {} |", latency_cells(l));
@@ -393,6 +417,24 @@ mod tests {
         assert_eq!(rebuild.met, Some(false)); // 50 000 events/s
         assert_eq!(rebuild.measured.as_deref(), Some("50000 events/s"));
         assert_eq!(by("ledger queries").met, Some(false)); // the worst kind, 25 ms
+    }
+
+    #[test]
+    fn the_query_figure_names_the_ledger_it_ran_over() {
+        let mut all = sample();
+        all["seed"] = json!({"appeals": 130_000});
+        let figure = |all: &Value| {
+            verdicts(all)
+                .into_iter()
+                .find(|v| v.figure.starts_with("ledger queries"))
+                .unwrap()
+                .figure
+        };
+        assert!(figure(&all).ends_with("over 130000 seeded appeals"));
+        all["scale_ledger"] =
+            json!({"appeals": 1_040_000, "original_appeals": 130_000, "copies": 7});
+        assert!(figure(&all).ends_with("over 1040000 appeals (130000 projected, copied ×8)"));
+        assert!(markdown(&all).contains("## Queries over 1040000 appeals"));
     }
 
     #[test]
