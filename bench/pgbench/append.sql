@@ -10,7 +10,7 @@ SELECT sequence, event_type, payload, hash FROM events
 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                     payload, metadata, event_id, recorded_at, prev_hash, hash)
 SELECT 'appeal', s.id, coalesce(last.sequence, 0) + 1, 'ContactRecorded', '1',
-       :payload::jsonb, :metadata::jsonb, gen_random_uuid(), now(), last.hash,
+       :payload::json, :metadata::json, gen_random_uuid(), now(), last.hash,
        sha256(coalesce(last.hash, ''::bytea) || convert_to(s.id || :payload::text || :metadata::text, 'UTF8'))
   FROM (SELECT 'pgbench-' || :client_id::text || '-' || :appeal::text AS id) s
   LEFT JOIN LATERAL (SELECT sequence, hash FROM events

@@ -8,7 +8,7 @@ SELECT sequence, event_type, payload, hash FROM events
  ORDER BY sequence;
 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                     payload, metadata, event_id, recorded_at, prev_hash, hash)
-SELECT 'appeal', s.id, 1, 'AppealFiled', '1', :filed_payload::jsonb, :metadata::jsonb,
+SELECT 'appeal', s.id, 1, 'AppealFiled', '1', :filed_payload::json, :metadata::json,
        gen_random_uuid(), now(), NULL,
        sha256(convert_to(s.id || :filed_payload::text || :metadata::text, 'UTF8'))
   FROM (SELECT 'pgbench-filed-' || :last_serial::text AS id) s

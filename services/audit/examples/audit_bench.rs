@@ -24,7 +24,7 @@ use linkage_domain::values::{Category, Channel, ContactMethod, ResolutionOutcome
 use linkage_projector::testing::{assigned, dept, filed, v};
 use linkage_relay::chain_step;
 use linkage_store::events::encode_event;
-use linkage_store::hash::{HashedFields, event_hash};
+use linkage_store::hash::{CanonicalFields, canonical_json, event_hash_canonical};
 use linkage_store::testing::TestDatabase;
 use serde_json::json;
 use sqlx::PgPool;
@@ -152,6 +152,7 @@ async fn seed(pool: &PgPool, events: u64) -> anyhow::Result<()> {
         ("correlation_id", "bench"),
         ("command", "bench"),
     ]))?;
+    let metadata = String::from_utf8(canonical_json(&metadata))?;
     let mut chain: Option<Vec<u8>> = None;
     let mut chain_length = 0i64;
     let mut run: Option<Run> = None;
@@ -176,14 +177,14 @@ async fn seed(pool: &PgPool, events: u64) -> anyhow::Result<()> {
             for (id, at, events) in &lifecycles {
                 let event = &events[step];
                 let aggregate_id = id.to_string();
-                let payload = encode_event(event)?;
+                let payload = canonical_json(&encode_event(event)?);
                 let event_id = Uuid::now_v7();
                 let recorded_at = *at + TimeDelta::minutes(step as i64);
                 let event_type = event.name();
                 let prev_hash = prev.get(id).cloned();
-                let hash = event_hash(
+                let hash = event_hash_canonical(
                     prev_hash.as_deref(),
-                    &HashedFields {
+                    &CanonicalFields {
                         event_id,
                         aggregate_type: "appeal",
                         aggregate_id: &aggregate_id,
@@ -191,7 +192,7 @@ async fn seed(pool: &PgPool, events: u64) -> anyhow::Result<()> {
                         event_type,
                         event_version: "1",
                         payload: &payload,
-                        metadata: &metadata,
+                        metadata: metadata.as_bytes(),
                         recorded_at,
                     },
                 );
@@ -199,7 +200,8 @@ async fn seed(pool: &PgPool, events: u64) -> anyhow::Result<()> {
                 batch.aggregate_ids.push(aggregate_id);
                 batch.sequences.push(step as i64 + 1);
                 batch.event_types.push(event_type.to_owned());
-                batch.payloads.push(payload);
+                // Stored as the store stores it: the canonical text, as `json`.
+                batch.payloads.push(String::from_utf8(payload)?);
                 batch.event_ids.push(event_id);
                 batch.recorded_ats.push(recorded_at);
                 batch.prev_hashes.push(prev_hash);
@@ -209,9 +211,9 @@ async fn seed(pool: &PgPool, events: u64) -> anyhow::Result<()> {
         let inserted: Vec<(i64, i64)> = sqlx::query_as(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
                                  payload, metadata, event_id, recorded_at, prev_hash, hash) \
-             SELECT 'appeal', e.aggregate_id, e.sequence, e.event_type, '1', e.payload, $1, \
-                    e.event_id, e.recorded_at, e.prev_hash, e.hash \
-             FROM unnest($2::text[], $3::bigint[], $4::text[], $5::jsonb[], $6::uuid[], \
+             SELECT 'appeal', e.aggregate_id, e.sequence, e.event_type, '1', e.payload::json, \
+                    $1::text::json, e.event_id, e.recorded_at, e.prev_hash, e.hash \
+             FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::uuid[], \
                          $7::timestamptz[], $8::bytea[], $9::bytea[]) WITH ORDINALITY \
                   AS e(aggregate_id, sequence, event_type, payload, event_id, recorded_at, \
                        prev_hash, hash, n) \
@@ -307,7 +309,7 @@ struct Batch {
     aggregate_ids: Vec<String>,
     sequences: Vec<i64>,
     event_types: Vec<String>,
-    payloads: Vec<serde_json::Value>,
+    payloads: Vec<String>,
     event_ids: Vec<Uuid>,
     recorded_ats: Vec<chrono::DateTime<Utc>>,
     prev_hashes: Vec<Option<Vec<u8>>>,

@@ -176,7 +176,7 @@ async fn audit_commands_export_verify_reconstruct_and_replay() {
 
     // Tampering: the verify exits 1 and names the event.
     let (edited, _): (Uuid, i64) = sqlx::query_as(
-        "UPDATE events SET payload = payload || '{\"town\": \"别处\"}' \
+        "UPDATE events SET payload = payload::jsonb || '{\"town\": \"别处\"}' \
          WHERE aggregate_id = $1 AND sequence = 1 RETURNING event_id, global_position",
     )
     .bind(ids[1].to_string())

@@ -12,7 +12,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::hash::{HashedFields, event_hash};
+use crate::hash::{CanonicalFields, canonical_json, event_hash_canonical};
 use crate::idempotency::IdempotentResponse;
 
 /// An aggregate loaded from its stream, with what the next append needs to chain onto it.
@@ -127,6 +127,9 @@ impl<A: Aggregate> PgEventStore<A> {
             return Ok(Vec::new());
         }
         let metadata = serde_json::to_value(metadata).map_err(StoreError::Encode)?;
+        // Payload and metadata are stored as the very text the hash covers (their canonical
+        // encoding), as `json`: Postgres only checks the text, and readers get it back as is.
+        let metadata = json_text(canonical_json(&metadata))?;
         // Postgres keeps microseconds; hash exactly what is stored.
         let recorded_at = match &self.stamps {
             Some(stamps) => stamps.recorded_at(),
@@ -143,18 +146,18 @@ impl<A: Aggregate> PgEventStore<A> {
             };
             let event_type = event.event_type();
             let event_version = event.event_version();
-            let payload = encode_event(event)?;
-            let hash = event_hash(
+            let payload = json_text(canonical_json(&encode_event(event)?))?;
+            let hash = event_hash_canonical(
                 prev.as_deref(),
-                &HashedFields {
+                &CanonicalFields {
                     event_id,
                     aggregate_type: A::TYPE,
                     aggregate_id: &loaded.aggregate_id,
                     sequence,
                     event_type: &event_type,
                     event_version: &event_version,
-                    payload: &payload,
-                    metadata: &metadata,
+                    payload: payload.as_bytes(),
+                    metadata: metadata.as_bytes(),
                     recorded_at,
                 },
             );
@@ -180,9 +183,9 @@ impl<A: Aggregate> PgEventStore<A> {
         let insert = sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
                                  payload, metadata, event_id, recorded_at, prev_hash, hash) \
-             SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload, $3, e.event_id, \
-                    $4, e.prev_hash, e.hash \
-             FROM unnest($5::bigint[], $6::text[], $7::text[], $8::jsonb[], $9::uuid[], \
+             SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, \
+                    $3::text::json, e.event_id, $4, e.prev_hash, e.hash \
+             FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::uuid[], \
                          $10::bytea[], $11::bytea[]) \
                   AS e(sequence, event_type, event_version, payload, event_id, prev_hash, hash) \
              ORDER BY e.sequence \
@@ -242,9 +245,16 @@ struct AppendRows {
     sequences: Vec<i64>,
     event_types: Vec<String>,
     event_versions: Vec<String>,
-    payloads: Vec<Value>,
+    /// The payloads' JSON text (canonical).
+    payloads: Vec<String>,
     prev_hashes: Vec<Option<Vec<u8>>>,
     hashes: Vec<Vec<u8>>,
+}
+
+/// The canonical encoding as text (serde_json's output: UTF-8 by construction).
+fn json_text(canonical: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(canonical)
+        .map_err(|e| StoreError::Encode(<serde_json::Error as serde::ser::Error>::custom(e)))
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -1,6 +1,8 @@
 //! The per-stream hash chain: `hash = SHA-256(prev_hash ‖ canonical encoding of the event)`.
 //! The audit tool recomputes it from stored rows, so the encoding depends only on stored values,
-//! never on how Postgres formats jsonb.
+//! never on how their JSON text is formatted. The store writes payload and metadata as this very
+//! canonical text (`json` columns keep it as written); events stored while the columns were
+//! `jsonb` keep the text Postgres printed them as, which encodes the same values.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

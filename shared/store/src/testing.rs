@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::StoreError;
-use crate::db::{connect, connect_options, migrate, quote_ident};
+use crate::db::{MIGRATOR, connect, connect_options, migrate, quote_ident};
 
 /// The server tests use when `DATABASE_URL` is not set (as on a developer machine).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/linkage";
@@ -25,6 +25,23 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn new() -> Result<Self, StoreError> {
+        Self::migrated_to(None).await
+    }
+
+    /// Runs the migrations not applied yet, then replaces the pool, as processes restart after
+    /// a migration: a connection's cached statements fail once a column they return changed
+    /// type ("cached plan must not change result type").
+    pub async fn migrate_rest(&mut self) -> Result<(), StoreError> {
+        migrate(&self.pool).await?;
+        self.pool.close().await;
+        self.pool = connect(&self.url, 10, Duration::from_secs(10)).await?;
+        Ok(())
+    }
+
+    /// A database with the migrations up to and including `version` only (`None`: all), as a
+    /// store deployed before a later migration had it. [`TestDatabase::migrate_rest`] runs the
+    /// others.
+    pub async fn migrated_to(version: Option<i64>) -> Result<Self, StoreError> {
         let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
         let options = connect_options(&base)?;
         let admin_url = with_database(&base, "postgres");
@@ -46,7 +63,13 @@ impl TestDatabase {
         .map_err(|e| StoreError::db(format!("creating test database {name}"), e))?;
         let url = with_database(&base, &name);
         let pool = connect(&url, 10, Duration::from_secs(10)).await?;
-        migrate(&pool).await?;
+        match version {
+            None => migrate(&pool).await?,
+            Some(version) => MIGRATOR
+                .run_to(version, &pool)
+                .await
+                .map_err(|e| StoreError::Migrate(Box::new(e)))?,
+        }
         Ok(Self {
             name,
             url,

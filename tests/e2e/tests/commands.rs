@@ -127,7 +127,7 @@ async fn a_full_lifecycle_is_recorded_with_positions_tx_ids_and_a_verifying_hash
 
     // Tampering with a stored payload is detected at that event.
     sqlx::query(
-        "UPDATE events SET payload = jsonb_set(payload, '{text}', '\"没有处理\"') \
+        "UPDATE events SET payload = jsonb_set(payload::jsonb, '{text}', '\"没有处理\"') \
          WHERE aggregate_id = $1 AND sequence = 5",
     )
     .bind(&id)
