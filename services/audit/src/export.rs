@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::{Connection, PgPool};
 
 use crate::AuditError;
-use crate::row::{RawEnvelope, position_of};
+use crate::row::{RawEnvelope, position_of, write_hex};
 
 const EXPORT: &str = include_str!("export.sql");
 const EXPORT_COUNT: &str = include_str!("export_count.sql");
@@ -152,11 +152,7 @@ pub async fn export(
         let envelope =
             RawEnvelope::from_row(&row).map_err(|e| AuditError::db("decoding an events row", e))?;
         match options.format {
-            ExportFormat::Ndjson => {
-                serde_json::to_writer(&mut *out, &envelope)
-                    .map_err(|e| AuditError::Write(e.into()))?;
-                out.write_all(b"\n").map_err(AuditError::Write)?;
-            }
+            ExportFormat::Ndjson => envelope.write_ndjson(out).map_err(AuditError::Write)?,
             ExportFormat::Csv => write_csv(out, &envelope).map_err(AuditError::Write)?,
         }
         last = Some(Position {
@@ -183,39 +179,44 @@ pub async fn export(
 
 fn write_csv(out: &mut impl Write, e: &RawEnvelope<'_>) -> std::io::Result<()> {
     write!(out, "{},{},{},", e.global_position, e.tx_id, e.event_id)?;
-    csv_field(out, e.aggregate_type)?;
+    csv_field(out, e.aggregate_type.as_bytes())?;
     out.write_all(b",")?;
-    csv_field(out, e.aggregate_id)?;
+    csv_field(out, e.aggregate_id.as_bytes())?;
     write!(out, ",{},", e.sequence)?;
-    csv_field(out, e.event_type)?;
+    csv_field(out, e.event_type.as_bytes())?;
     out.write_all(b",")?;
-    csv_field(out, e.event_version)?;
+    csv_field(out, e.event_version.as_bytes())?;
     // The same instant format the hash covers.
-    write!(
-        out,
-        ",{},{},{},",
-        e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
-        e.hash,
-        e.prev_hash.unwrap_or_default()
-    )?;
-    csv_field(out, e.payload.get())?;
     out.write_all(b",")?;
-    csv_field(out, e.metadata.get())?;
+    out.write_all(linkage_store::hash::format_instant(
+        e.recorded_at,
+        &mut [0; 32],
+    ))?;
+    out.write_all(b",")?;
+    write_hex(out, e.hash)?;
+    out.write_all(b",")?;
+    if let Some(prev) = e.prev_hash {
+        write_hex(out, prev)?;
+    }
+    out.write_all(b",")?;
+    csv_field(out, e.payload)?;
+    out.write_all(b",")?;
+    csv_field(out, e.metadata)?;
     out.write_all(b"\n")
 }
 
 /// A CSV field (RFC 4180): quoted, with inner quotes doubled, when it holds a comma, a quote or
 /// a line break.
-fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
-    if !s.contains([',', '"', '\n', '\r']) {
-        return out.write_all(s.as_bytes());
+fn csv_field(out: &mut impl Write, s: &[u8]) -> std::io::Result<()> {
+    if !s.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        return out.write_all(s);
     }
     out.write_all(b"\"")?;
-    for (i, part) in s.split('"').enumerate() {
+    for (i, part) in s.split(|&b| b == b'"').enumerate() {
         if i > 0 {
             out.write_all(b"\"\"")?;
         }
-        out.write_all(part.as_bytes())?;
+        out.write_all(part)?;
     }
     out.write_all(b"\"")
 }
@@ -226,7 +227,7 @@ mod tests {
 
     fn field(s: &str) -> String {
         let mut out = Vec::new();
-        csv_field(&mut out, s).unwrap();
+        csv_field(&mut out, s.as_bytes()).unwrap();
         String::from_utf8(out).unwrap()
     }
 

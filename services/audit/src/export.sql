@@ -1,11 +1,11 @@
 -- The audit export: every event in the global order with its envelope's fields, after an event
 -- ($1 tx_id, $2 global_position; (0, 0) for the start) and recorded at or before $3 (NULL: no
 -- bound). Only below the oldest running transaction, so the order is final: an export resumed
--- after its last event never misses an event a concurrent transaction commits later. Payload and
--- metadata come as stored JSON and are written out without being parsed.
-SELECT event_id, global_position, tx_id::text::bigint AS tx_id, aggregate_type, aggregate_id,
-       sequence, event_type, event_version, recorded_at, payload, metadata,
-       encode(hash, 'hex') AS hash, encode(prev_hash, 'hex') AS prev_hash
+-- after its last event never misses an event a concurrent transaction commits later. Every
+-- column comes as stored, converted by the client (`xid8`, hashes to hex): payload and metadata
+-- are `json`, their stored text, written out without being parsed.
+SELECT event_id, global_position, tx_id, aggregate_type, aggregate_id, sequence, event_type,
+       event_version, recorded_at, payload, metadata, hash, prev_hash
 FROM events
 WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2)
   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())

@@ -1,14 +1,13 @@
-//! Reading events rows: places in the global order, and a borrowed envelope that is written out
-//! without parsing the stored JSON.
+//! Reading events rows: places in the global order, stored columns taken as they come over the
+//! wire (JSON text, `xid8`), and a borrowed envelope written out without parsing the stored JSON.
 
-use chrono::{DateTime, Utc};
+use std::io::Write;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use linkage_bus::envelope::ENVELOPE_VERSION;
 use linkage_projector::Position;
-use serde::Serialize;
-use serde_json::value::RawValue;
-use sqlx::postgres::PgRow;
-use sqlx::types::Json;
-use sqlx::{PgPool, Row};
+use sqlx::postgres::{PgRow, PgValueFormat};
+use sqlx::{PgPool, Row, TypeInfo, ValueRef};
 use uuid::Uuid;
 
 use crate::AuditError;
@@ -38,11 +37,51 @@ pub(crate) async fn position_of(
     })
 }
 
-/// The envelope of an events row as `linkage_bus::Envelope` serializes it (same fields, same
-/// order), borrowing from the row: payload and metadata are the stored JSON text.
-#[derive(Debug, Serialize)]
+fn decode_error(
+    column: &str,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: source.into(),
+    }
+}
+
+/// The stored JSON text of a `json` column, as it came over the wire: Postgres checked it is
+/// JSON when it was written, and it is not parsed again here. (A `jsonb` column, as before the
+/// `events_json` migration, sends a format version byte first: it is skipped.)
+pub(crate) fn json_bytes<'r>(row: &'r PgRow, column: &str) -> Result<&'r [u8], sqlx::Error> {
+    let value = row.try_get_raw(column)?;
+    let jsonb_binary =
+        value.format() == PgValueFormat::Binary && value.type_info().name() == "JSONB";
+    let bytes = value.as_bytes().map_err(|e| decode_error(column, e))?;
+    Ok(match bytes.split_first() {
+        Some((1, text)) if jsonb_binary => text,
+        _ => bytes,
+    })
+}
+
+/// An `xid8` column selected as is (8 bytes, big-endian, in the binary format), without the
+/// `::text::bigint` conversion on the server.
+pub(crate) fn xid8(row: &PgRow, column: &str) -> Result<i64, sqlx::Error> {
+    let value = row.try_get_raw(column)?;
+    let format = value.format();
+    let bytes = value.as_bytes().map_err(|e| decode_error(column, e))?;
+    match format {
+        PgValueFormat::Binary => <[u8; 8]>::try_from(bytes)
+            .map(i64::from_be_bytes)
+            .map_err(|_| decode_error(column, format!("an xid8 of {} bytes", bytes.len()))),
+        PgValueFormat::Text => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| decode_error(column, "an xid8 that is not a number")),
+    }
+}
+
+/// An events row as `linkage_bus::Envelope` serializes it (same fields, same order), borrowing
+/// from the row: payload and metadata are the stored JSON text, hashes the stored bytes.
+#[derive(Debug)]
 pub(crate) struct RawEnvelope<'r> {
-    pub envelope_version: u32,
     pub event_id: Uuid,
     pub global_position: i64,
     pub tx_id: i64,
@@ -52,32 +91,213 @@ pub(crate) struct RawEnvelope<'r> {
     pub event_type: &'r str,
     pub event_version: &'r str,
     pub recorded_at: DateTime<Utc>,
-    pub payload: &'r RawValue,
-    pub metadata: &'r RawValue,
-    pub hash: &'r str,
-    pub prev_hash: Option<&'r str>,
+    pub payload: &'r [u8],
+    pub metadata: &'r [u8],
+    pub hash: &'r [u8],
+    pub prev_hash: Option<&'r [u8]>,
 }
 
 impl<'r> RawEnvelope<'r> {
     /// A row selected with the export's columns (`export.sql`).
     pub fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let Json(payload): Json<&RawValue> = row.try_get("payload")?;
-        let Json(metadata): Json<&RawValue> = row.try_get("metadata")?;
         Ok(Self {
-            envelope_version: ENVELOPE_VERSION,
             event_id: row.try_get("event_id")?,
             global_position: row.try_get("global_position")?,
-            tx_id: row.try_get("tx_id")?,
+            tx_id: xid8(row, "tx_id")?,
             aggregate_type: row.try_get("aggregate_type")?,
             aggregate_id: row.try_get("aggregate_id")?,
             sequence: row.try_get("sequence")?,
             event_type: row.try_get("event_type")?,
             event_version: row.try_get("event_version")?,
             recorded_at: row.try_get("recorded_at")?,
-            payload,
-            metadata,
+            payload: json_bytes(row, "payload")?,
+            metadata: json_bytes(row, "metadata")?,
             hash: row.try_get("hash")?,
             prev_hash: row.try_get("prev_hash")?,
         })
+    }
+
+    /// The envelope as one line of JSON (what `serde_json` writes for a `linkage_bus::Envelope`
+    /// of this event, except that payload and metadata keep their stored text), then `\n`.
+    pub fn write_ndjson(&self, out: &mut impl Write) -> std::io::Result<()> {
+        write!(
+            out,
+            "{{\"envelope_version\":{ENVELOPE_VERSION},\"event_id\":\""
+        )?;
+        out.write_all(
+            self.event_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        )?;
+        out.write_all(b"\",\"global_position\":")?;
+        json_value(out, &self.global_position)?;
+        out.write_all(b",\"tx_id\":")?;
+        json_value(out, &self.tx_id)?;
+        out.write_all(b",\"aggregate_type\":")?;
+        json_value(out, self.aggregate_type)?;
+        out.write_all(b",\"aggregate_id\":")?;
+        json_value(out, self.aggregate_id)?;
+        out.write_all(b",\"sequence\":")?;
+        json_value(out, &self.sequence)?;
+        out.write_all(b",\"event_type\":")?;
+        json_value(out, self.event_type)?;
+        out.write_all(b",\"event_version\":")?;
+        json_value(out, self.event_version)?;
+        // As chrono serializes a `DateTime<Utc>` (RFC 3339, only the fraction digits needed).
+        out.write_all(b",\"recorded_at\":\"")?;
+        out.write_all(
+            self.recorded_at
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+                .as_bytes(),
+        )?;
+        out.write_all(b"\",\"payload\":")?;
+        one_line_json(out, self.payload)?;
+        out.write_all(b",\"metadata\":")?;
+        one_line_json(out, self.metadata)?;
+        out.write_all(b",\"hash\":\"")?;
+        write_hex(out, self.hash)?;
+        out.write_all(b"\",\"prev_hash\":")?;
+        match self.prev_hash {
+            Some(prev) => {
+                out.write_all(b"\"")?;
+                write_hex(out, prev)?;
+                out.write_all(b"\"}\n")
+            }
+            None => out.write_all(b"null}\n"),
+        }
+    }
+}
+
+/// A number or a string as `serde_json` writes it (strings quoted and escaped).
+fn json_value<T: serde::Serialize + ?Sized>(out: &mut impl Write, v: &T) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, v).map_err(std::io::Error::from)
+}
+
+/// Lower-case hex of `bytes` (a hash: 32 bytes; longer input goes through `hex::encode`).
+pub(crate) fn write_hex(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..bytes.len() * 2) {
+        Some(buf) => {
+            // The buffer is exactly twice the input: encoding cannot fail.
+            let _ = hex::encode_to_slice(bytes, buf);
+            out.write_all(buf)
+        }
+        None => out.write_all(hex::encode(bytes).as_bytes()),
+    }
+}
+
+/// Stored JSON text on one line. The store writes compact JSON, but the `json` type keeps any
+/// whitespace it was given, and a line break would split an NDJSON record: whitespace outside
+/// strings is dropped then (JSON strings cannot hold a raw line break, so that is all of it).
+pub(crate) fn one_line_json(out: &mut impl Write, text: &[u8]) -> std::io::Result<()> {
+    if !text.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return out.write_all(text);
+    }
+    let mut compact = Vec::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text {
+        if in_string {
+            compact.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = b == b'"';
+            compact.push(b);
+        }
+    }
+    out.write_all(&compact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linkage_bus::Envelope;
+    use serde_json::json;
+
+    #[test]
+    fn json_text_with_line_breaks_is_written_on_one_line() {
+        let text = "{\n  \"a\": \"x \\\" \\n y\",\r\n  \"b\": [1,\t2]\n}";
+        let mut out = Vec::new();
+        one_line_json(&mut out, text.as_bytes()).unwrap();
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            r#"{"a":"x \" \n y","b":[1,2]}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
+        // Without a line break the text is written as stored, spaces included.
+        let mut out = Vec::new();
+        one_line_json(&mut out, br#"{"a": 1}"#).unwrap();
+        assert_eq!(out, br#"{"a": 1}"#);
+    }
+
+    #[test]
+    fn the_written_envelope_is_the_bus_envelope() {
+        let payload = r#"{"lead": "market", "text": "\u00e9\"中"}"#.as_bytes();
+        let metadata = br#"{"actor":"a\\b"}"#;
+        for (nanos, prev) in [
+            (0, None),
+            (123_000_000, Some([7u8; 32])),
+            (123_456_000, None),
+        ] {
+            let e = RawEnvelope {
+                event_id: Uuid::now_v7(),
+                global_position: 42,
+                tx_id: 1_000_000_007,
+                aggregate_type: "appeal",
+                aggregate_id: "id \"quoted\"",
+                sequence: 3,
+                event_type: "AppealAssigned",
+                event_version: "1",
+                recorded_at: DateTime::from_timestamp(1_790_000_000, nanos).unwrap(),
+                payload,
+                metadata,
+                hash: &[0xab; 32],
+                prev_hash: prev.as_ref().map(|p| p.as_slice()),
+            };
+            let expected = Envelope {
+                envelope_version: ENVELOPE_VERSION,
+                event_id: e.event_id,
+                global_position: e.global_position,
+                tx_id: e.tx_id,
+                aggregate_type: e.aggregate_type.to_owned(),
+                aggregate_id: e.aggregate_id.to_owned(),
+                sequence: e.sequence,
+                event_type: e.event_type.to_owned(),
+                event_version: e.event_version.to_owned(),
+                recorded_at: e.recorded_at,
+                payload: json!({"lead": "market", "text": "é\"中"}),
+                metadata: json!({"actor": "a\\b"}),
+                hash: "ab".repeat(32),
+                prev_hash: prev.map(hex::encode),
+            };
+            let mut line = Vec::new();
+            e.write_ndjson(&mut line).unwrap();
+            assert_eq!(line.pop(), Some(b'\n'));
+            assert!(!line.contains(&b'\n'));
+            assert_eq!(Envelope::decode(&line).unwrap(), expected);
+            // Field for field the bytes serde writes, but for the stored JSON text.
+            let reencoded = String::from_utf8(expected.encode()).unwrap().replace(
+                &format!(
+                    "\"payload\":{},\"metadata\":{}",
+                    expected.payload, expected.metadata
+                ),
+                &format!(
+                    "\"payload\":{},\"metadata\":{}",
+                    std::str::from_utf8(payload).unwrap(),
+                    std::str::from_utf8(metadata).unwrap()
+                ),
+            );
+            assert_eq!(String::from_utf8(line).unwrap(), reencoded);
+        }
     }
 }

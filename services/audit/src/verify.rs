@@ -23,13 +23,12 @@ use linkage_projector::Position;
 use linkage_relay::{Anchor, chain_step, load_anchors};
 use linkage_store::hash::{CanonicalFields, canonical_json_text, event_hash_canonical};
 use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::{Connection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::AuditError;
+use crate::row::{json_bytes, xid8};
 
 const VERIFY_STREAMS: &str = include_str!("verify_streams.sql");
 const VERIFY_CHAIN: &str = include_str!("verify_chain.sql");
@@ -299,10 +298,11 @@ struct Stored<'r> {
     event_id: Uuid,
     event_type: &'r str,
     event_version: &'r str,
-    /// The stored JSON text: re-encoded canonically for the hash without being parsed into a
-    /// `Value` (`canonical_json_text`).
-    payload: &'r RawValue,
-    metadata: &'r RawValue,
+    /// The stored JSON text (`json`): what the store wrote is the canonical encoding the hash
+    /// covers; other text (events stored as `jsonb` before the `events_json` migration keep
+    /// Postgres's text) is re-encoded canonically without being parsed into a `Value`.
+    payload: &'r [u8],
+    metadata: &'r [u8],
     recorded_at: DateTime<Utc>,
     prev_hash: Option<&'r [u8]>,
     hash: &'r [u8],
@@ -319,13 +319,13 @@ impl<'r> Stored<'r> {
             event_id: row.try_get("event_id")?,
             event_type: row.try_get("event_type")?,
             event_version: row.try_get("event_version")?,
-            payload: row.try_get::<Json<&RawValue>, _>("payload")?.0,
-            metadata: row.try_get::<Json<&RawValue>, _>("metadata")?.0,
+            payload: json_bytes(row, "payload")?,
+            metadata: json_bytes(row, "metadata")?,
             recorded_at: row.try_get("recorded_at")?,
             prev_hash: row.try_get("prev_hash")?,
             hash: row.try_get("hash")?,
             global_position: row.try_get("global_position")?,
-            tx_id: row.try_get("tx_id")?,
+            tx_id: xid8(row, "tx_id")?,
         })
     }
 
@@ -340,31 +340,78 @@ impl<'r> Stored<'r> {
         }
     }
 
-    /// The hash of this event chained to `prev`.
-    /// Stored JSON that does not parse (jsonb always does) gives an empty hash, which matches
-    /// no stored hash: the event is reported as edited.
-    fn hash_after(&self, prev: Option<&[u8]>) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(self.payload.get().len());
-        let mut metadata = Vec::with_capacity(self.metadata.get().len());
-        if canonical_json_text(self.payload.get(), &mut payload).is_err()
-            || canonical_json_text(self.metadata.get(), &mut metadata).is_err()
-        {
-            return Vec::new();
+    /// The fields the hash covers, with payload and metadata as given.
+    fn fields<'a>(&'a self, payload: &'a [u8], metadata: &'a [u8]) -> CanonicalFields<'a> {
+        CanonicalFields {
+            event_id: self.event_id,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload,
+            metadata,
+            recorded_at: self.recorded_at,
         }
-        event_hash_canonical(
-            prev,
-            &CanonicalFields {
-                event_id: self.event_id,
-                aggregate_type: self.aggregate_type,
-                aggregate_id: self.aggregate_id,
-                sequence: self.sequence,
-                event_type: self.event_type,
-                event_version: self.event_version,
-                payload: &payload,
-                metadata: &metadata,
-                recorded_at: self.recorded_at,
-            },
-        )
+    }
+
+    /// Whether this event chained to `prev` has the hash `expected`: the hash over the canonical
+    /// encoding of its stored payload and metadata.
+    ///
+    /// The store writes that encoding itself as the stored text, so the stored text is hashed
+    /// first, as it is: if that gives `expected`, the text *is* the canonical encoding that was
+    /// hashed when the event was written (SHA-256 is collision resistant), and re-encoding it
+    /// would give the same bytes. Otherwise (other JSON text, as events stored as `jsonb` have,
+    /// or an edit) the text is re-encoded and hashed again. `encoding` remembers which way the
+    /// last events went, so a run of re-encoded events does not hash twice.
+    fn matches(&self, prev: Option<&[u8]>, expected: &[u8], encoding: &mut Encoding) -> bool {
+        let mut hashed_as_stored = false;
+        if encoding.stored_is_canonical {
+            if event_hash_canonical(prev, &self.fields(self.payload, self.metadata)) == expected {
+                return true;
+            }
+            hashed_as_stored = true;
+        }
+        let Encoding {
+            payload, metadata, ..
+        } = encoding;
+        payload.clear();
+        metadata.clear();
+        // Stored JSON that does not parse (the `json` type only holds JSON) matches no hash:
+        // the event is reported as edited.
+        let parsed = std::str::from_utf8(self.payload)
+            .ok()
+            .zip(std::str::from_utf8(self.metadata).ok())
+            .is_some_and(|(p, m)| {
+                canonical_json_text(p, payload).is_ok() && canonical_json_text(m, metadata).is_ok()
+            });
+        if !parsed {
+            return false;
+        }
+        let canonical = payload.as_slice() == self.payload && metadata.as_slice() == self.metadata;
+        encoding.stored_is_canonical = canonical;
+        if canonical && hashed_as_stored {
+            return false;
+        }
+        event_hash_canonical(prev, &self.fields(&encoding.payload, &encoding.metadata)) == expected
+    }
+}
+
+/// Scratch space for re-encoding stored JSON, and whether the last event's stored text was
+/// already canonical (see [`Stored::matches`]).
+struct Encoding {
+    payload: Vec<u8>,
+    metadata: Vec<u8>,
+    stored_is_canonical: bool,
+}
+
+impl Default for Encoding {
+    fn default() -> Self {
+        Self {
+            payload: Vec::with_capacity(4096),
+            metadata: Vec::with_capacity(1024),
+            stored_is_canonical: true,
+        }
     }
 }
 
@@ -384,6 +431,7 @@ struct StreamChecker {
     previous: Option<Previous>,
     /// The stream already has a finding: the rest of it is not checked.
     broken: bool,
+    encoding: Encoding,
 }
 
 impl StreamChecker {
@@ -425,7 +473,7 @@ impl StreamChecker {
         finding
     }
 
-    fn finding(&self, e: &Stored<'_>) -> Option<Finding> {
+    fn finding(&mut self, e: &Stored<'_>) -> Option<Finding> {
         let expected = self.previous.as_ref().map_or(1, |p| p.event.sequence + 1);
         if e.sequence != expected {
             return Some(Finding::Missing {
@@ -441,16 +489,18 @@ impl StreamChecker {
             // Whom to blame: if this event matches its own stored `prev_hash`, that link is
             // authentic and the event before it is the one whose hash changed.
             return Some(match &self.previous {
-                Some(p) if e.hash_after(e.prev_hash) == e.hash => Finding::ForgedHash {
-                    event: p.event.clone(),
-                    successor: e.event_ref(),
-                },
+                Some(p) if e.matches(e.prev_hash, e.hash, &mut self.encoding) => {
+                    Finding::ForgedHash {
+                        event: p.event.clone(),
+                        successor: e.event_ref(),
+                    }
+                }
                 _ => Finding::Unlinked {
                     event: e.event_ref(),
                 },
             });
         }
-        (e.hash_after(prev_hash) != e.hash).then(|| Finding::Edited {
+        (!e.matches(prev_hash, e.hash, &mut self.encoding)).then(|| Finding::Edited {
             event: e.event_ref(),
         })
     }
@@ -634,7 +684,8 @@ async fn verify_global_chain(pool: PgPool) -> Result<ChainOutcome, AuditError> {
         .await
         .map_err(|e| AuditError::db("reading events to verify the global chain", e))?
     {
-        let tx_id: i64 = row.get("tx_id");
+        let tx_id = xid8(&row, "tx_id")
+            .map_err(|e| AuditError::db("decoding an events row of the global chain", e))?;
         let global_position: i64 = row.get("global_position");
         let hash: &[u8] = row.get("hash");
         let here = (tx_id, global_position);

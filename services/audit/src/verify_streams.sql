@@ -1,6 +1,7 @@
 -- Every event, stream after stream, each in sequence order (the primary key's order, so one
--- index scan and constant memory), with everything its hash covers.
+-- index scan and constant memory), with everything its hash covers. Columns as stored (`xid8`
+-- decoded by the client, payload and metadata as their `json` text).
 SELECT aggregate_type, aggregate_id, sequence, event_id, event_type, event_version, payload,
-       metadata, recorded_at, prev_hash, hash, global_position, tx_id::text::bigint AS tx_id
+       metadata, recorded_at, prev_hash, hash, global_position, tx_id
 FROM events
 ORDER BY aggregate_type, aggregate_id, sequence

@@ -214,7 +214,7 @@ async fn forge_hash(pool: &PgPool, appeal: Uuid, sequence: i64) {
 
 async fn edit_payload(pool: &PgPool, appeal: Uuid, sequence: i64) {
     sqlx::query(
-        "UPDATE events SET payload = jsonb_set(payload, '{lead}', '\"housing\"') \
+        "UPDATE events SET payload = jsonb_set(payload::jsonb, '{lead}', '\"housing\"') \
          WHERE aggregate_type = 'appeal' AND aggregate_id = $1 AND sequence = $2",
     )
     .bind(appeal.to_string())
@@ -251,6 +251,84 @@ async fn an_untouched_history_verifies() {
         report.anchors, 3,
         "an anchor every 4 events: after 4, 8 and 12"
     );
+}
+
+/// The last migration that stored payload and metadata as `jsonb`.
+const JSONB_EVENTS_MIGRATION: i64 = 20261123000003;
+
+#[tokio::test]
+async fn a_history_stored_as_jsonb_still_verifies_after_the_json_migration() {
+    let mut db = TestDatabase::migrated_to(Some(JSONB_EVENTS_MIGRATION))
+        .await
+        .unwrap();
+    let column_type = |pool: PgPool| async move {
+        let t: String = sqlx::query_scalar(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'events' AND column_name = 'payload'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        t
+    };
+    assert_eq!(column_type(db.pool.clone()).await, "jsonb");
+    let ids = seed(&db.pool, 1, 4).await;
+    publish_everything(&db.pool).await;
+
+    db.migrate_rest().await.unwrap();
+    assert_eq!(column_type(db.pool.clone()).await, "json");
+    // The old events keep the text Postgres printed their jsonb as, not the canonical encoding
+    // the hash covers: verify has to re-encode them.
+    let text: String = sqlx::query_scalar(
+        "SELECT payload::text FROM events WHERE aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(ids[0].to_string())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(text.contains("\": "), "{text}");
+    let report = verify(&db.pool).await;
+    assert!(report.ok, "{:?}", report.findings);
+    assert_eq!((report.events, report.chained_events), (12, 12));
+    assert!(
+        report.anchors >= 2,
+        "an anchor every 4 events: {}",
+        report.anchors
+    );
+
+    // New events are stored as canonical text, after the old ones of the same streams.
+    append(&db.pool, ids[0], &[contact(Utc::now().trunc_subsecs(0))]).await;
+    let text: String = sqlx::query_scalar(
+        "SELECT payload::text FROM events WHERE aggregate_id = $1 AND sequence = 4",
+    )
+    .bind(ids[0].to_string())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(!text.contains("\": "), "{text}");
+    publish_everything(&db.pool).await;
+    let report = verify(&db.pool).await;
+    assert!(report.ok, "{:?}", report.findings);
+    assert_eq!((report.events, report.chained_events), (13, 13));
+
+    // The export gives what the relay publishes, old and new events alike.
+    let expected = published_envelopes(&db.pool).await;
+    let (ndjson, n) = export_to_vec(&db.pool, &ExportOptions::default()).await;
+    assert_eq!(n, 13);
+    let exported: Vec<Envelope> = ndjson
+        .lines()
+        .map(|l| Envelope::decode(l.as_bytes()).unwrap())
+        .collect();
+    assert_eq!(exported, expected);
+
+    // An old event edited after the migration is still named.
+    edit_payload(&db.pool, ids[1], 2).await;
+    let report = verify(&db.pool).await;
+    let (event_id, _) = event_at(&db.pool, ids[1], 2).await;
+    match report.first() {
+        Some(Finding::Edited { event }) => assert_eq!(event.event_id, event_id),
+        other => panic!("expected the edited event first, got {other:?}"),
+    }
 }
 
 #[tokio::test]
