@@ -487,12 +487,15 @@ impl Serialize for Summary<'_> {
 
 /// An envelope's metadata entry, when it is a non-empty string.
 fn meta(envelope: &Envelope, key: &str) -> Option<String> {
+    meta_str(envelope, key).map(str::to_owned)
+}
+
+fn meta_str<'a>(envelope: &'a Envelope, key: &str) -> Option<&'a str> {
     envelope
         .metadata
         .get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 /// Ledger rows as one array per column, for [`UPSERT_ROWS`].

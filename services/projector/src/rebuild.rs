@@ -1,12 +1,14 @@
 //! Rebuilding a projection from the event store (pure Postgres), and every projection's status.
 //!
 //! A rebuild marks the projection as rebuilding (the live runner waits while the mark is set),
-//! empties its tables, drops their secondary indexes, and folds the events table into them, one
+//! empties its tables, drops their secondary indexes (and primary keys, when the projection
+//! allows: [`Projection::rebuild_drops_keys`]), and folds the events table into them, one
 //! transaction per chunk: in `(tx_id, global_position)` order with the checkpoint advancing per
-//! chunk, or stream by stream for projections that allow it ([`RebuildOrder`]). At the end it
-//! sets the checkpoint to the last event read, clears the mark and recreates the indexes; the
-//! live runner then drops what the checkpoint covers and goes on from there. A failed rebuild
-//! leaves the mark set: run it again.
+//! chunk, or stream by stream for projections that allow it ([`RebuildOrder`]; each chunk goes
+//! to [`Projection::rebuild_chunk`], which may bulk-load). At the end it recreates the keys and
+//! indexes, sets the checkpoint to the last event read and clears the mark; the live runner then
+//! drops what the checkpoint covers and goes on from there. A failed rebuild leaves the mark
+//! set: run it again.
 //!
 //! It reads up to the *horizon* taken when it starts: `pg_snapshot_xmin(pg_current_snapshot())`,
 //! below which every transaction has ended, so that part of the log is final and gap-free. The
@@ -613,12 +615,13 @@ fn rebuild_envelope(row: &PgRow) -> Result<Envelope, ProjectionError> {
 /// Lowercase hex, as Postgres' `encode(…, 'hex')`.
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
     }
-    out
+    // Only ASCII digits went in.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Up to `limit` events after `after`, in publication order, below the current horizon (so the

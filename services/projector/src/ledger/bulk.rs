@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{LedgerRow, NAME, Summary, inconsistent, meta, summary_skips};
+use super::{LedgerRow, NAME, Summary, inconsistent, meta_str, summary_skips};
 use crate::ProjectionError;
 use crate::copy::BinaryCopy;
 use linkage_bus::Envelope;
@@ -253,9 +253,9 @@ pub(super) fn write_timeline(
     copy.uuid(&envelope.event_id);
     copy.text(&envelope.event_type);
     instant(copy, at)?;
-    opt_text(copy, meta(envelope, "actor").as_deref());
-    opt_text(copy, meta(envelope, "role").as_deref());
-    opt_text(copy, meta(envelope, "department").as_deref());
+    opt_text(copy, meta_str(envelope, "actor"));
+    opt_text(copy, meta_str(envelope, "role"));
+    opt_text(copy, meta_str(envelope, "department"));
     let summary = Summary(&envelope.payload, summary_skips(&envelope.event_type));
     copy.with(|buf| serde_json::to_writer(buf, &summary))
         .map_err(|source| ProjectionError::Encode {
