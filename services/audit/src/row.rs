@@ -38,11 +38,11 @@ pub(crate) async fn position_of(
 }
 
 fn decode_error(
-    column: &str,
+    column: usize,
     source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
+        index: column.to_string(),
         source: source.into(),
     }
 }
@@ -50,7 +50,7 @@ fn decode_error(
 /// The stored JSON text of a `json` column, as it came over the wire: Postgres checked it is
 /// JSON when it was written, and it is not parsed again here. (A `jsonb` column, as before the
 /// `events_json` migration, sends a format version byte first: it is skipped.)
-pub(crate) fn json_bytes<'r>(row: &'r PgRow, column: &str) -> Result<&'r [u8], sqlx::Error> {
+pub(crate) fn json_bytes(row: &PgRow, column: usize) -> Result<&[u8], sqlx::Error> {
     let value = row.try_get_raw(column)?;
     let jsonb_binary =
         value.format() == PgValueFormat::Binary && value.type_info().name() == "JSONB";
@@ -63,7 +63,7 @@ pub(crate) fn json_bytes<'r>(row: &'r PgRow, column: &str) -> Result<&'r [u8], s
 
 /// An `xid8` column selected as is (8 bytes, big-endian, in the binary format), without the
 /// `::text::bigint` conversion on the server.
-pub(crate) fn xid8(row: &PgRow, column: &str) -> Result<i64, sqlx::Error> {
+pub(crate) fn xid8(row: &PgRow, column: usize) -> Result<i64, sqlx::Error> {
     let value = row.try_get_raw(column)?;
     let format = value.format();
     let bytes = value.as_bytes().map_err(|e| decode_error(column, e))?;
@@ -98,22 +98,23 @@ pub(crate) struct RawEnvelope<'r> {
 }
 
 impl<'r> RawEnvelope<'r> {
-    /// A row selected with the export's columns (`export.sql`).
+    /// A row selected with the export's columns (`export.sql`), by position: one long scan
+    /// reads every row, and looking columns up by name was a tenth of the client's time.
     pub fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            event_id: row.try_get("event_id")?,
-            global_position: row.try_get("global_position")?,
-            tx_id: xid8(row, "tx_id")?,
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            event_version: row.try_get("event_version")?,
-            recorded_at: row.try_get("recorded_at")?,
-            payload: json_bytes(row, "payload")?,
-            metadata: json_bytes(row, "metadata")?,
-            hash: row.try_get("hash")?,
-            prev_hash: row.try_get("prev_hash")?,
+            event_id: row.try_get(0)?,
+            global_position: row.try_get(1)?,
+            tx_id: xid8(row, 2)?,
+            aggregate_type: row.try_get(3)?,
+            aggregate_id: row.try_get(4)?,
+            sequence: row.try_get(5)?,
+            event_type: row.try_get(6)?,
+            event_version: row.try_get(7)?,
+            recorded_at: row.try_get(8)?,
+            payload: json_bytes(row, 9)?,
+            metadata: json_bytes(row, 10)?,
+            hash: row.try_get(11)?,
+            prev_hash: row.try_get(12)?,
         })
     }
 
@@ -191,7 +192,8 @@ pub(crate) fn write_hex(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<(
 /// whitespace it was given, and a line break would split an NDJSON record: whitespace outside
 /// strings is dropped then (JSON strings cannot hold a raw line break, so that is all of it).
 pub(crate) fn one_line_json(out: &mut impl Write, text: &[u8]) -> std::io::Result<()> {
-    if !text.iter().any(|&b| b == b'\n' || b == b'\r') {
+    // `contains` of a byte is a word-at-a-time search (memchr).
+    if !text.contains(&b'\n') && !text.contains(&b'\r') {
         return out.write_all(text);
     }
     let mut compact = Vec::with_capacity(text.len());

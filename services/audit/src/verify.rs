@@ -311,21 +311,22 @@ struct Stored<'r> {
 }
 
 impl<'r> Stored<'r> {
+    /// A row of `verify_streams.sql`, its columns by position (no lookup by name per row).
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_id: row.try_get("event_id")?,
-            event_type: row.try_get("event_type")?,
-            event_version: row.try_get("event_version")?,
-            payload: json_bytes(row, "payload")?,
-            metadata: json_bytes(row, "metadata")?,
-            recorded_at: row.try_get("recorded_at")?,
-            prev_hash: row.try_get("prev_hash")?,
-            hash: row.try_get("hash")?,
-            global_position: row.try_get("global_position")?,
-            tx_id: xid8(row, "tx_id")?,
+            aggregate_type: row.try_get(0)?,
+            aggregate_id: row.try_get(1)?,
+            sequence: row.try_get(2)?,
+            event_id: row.try_get(3)?,
+            event_type: row.try_get(4)?,
+            event_version: row.try_get(5)?,
+            payload: json_bytes(row, 6)?,
+            metadata: json_bytes(row, 7)?,
+            recorded_at: row.try_get(8)?,
+            prev_hash: row.try_get(9)?,
+            hash: row.try_get(10)?,
+            global_position: row.try_get(11)?,
+            tx_id: xid8(row, 12)?,
         })
     }
 
@@ -684,10 +685,11 @@ async fn verify_global_chain(pool: PgPool) -> Result<ChainOutcome, AuditError> {
         .await
         .map_err(|e| AuditError::db("reading events to verify the global chain", e))?
     {
-        let tx_id = xid8(&row, "tx_id")
+        // By position, as `verify_chain.sql` selects them.
+        let tx_id = xid8(&row, 0)
             .map_err(|e| AuditError::db("decoding an events row of the global chain", e))?;
-        let global_position: i64 = row.get("global_position");
-        let hash: &[u8] = row.get("hash");
+        let global_position: i64 = row.get(1);
+        let hash: &[u8] = row.get(2);
         let here = (tx_id, global_position);
         // Anchors whose last event should have come before this one: it is gone.
         while let Some(a) = pending.next_if(|a| (a.to_tx_id, a.to_position) < here) {
