@@ -279,10 +279,11 @@ echo "$rss_json" >"$PARTS/rss.json"
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 pg=$(psql -tA "$(db_url postgres)" -c 'SHOW server_version')
+pg_memory=$(psql -tA "$(db_url postgres)" -c "SELECT 'shared_buffers ' || current_setting('shared_buffers') || ', max_wal_size ' || current_setting('max_wal_size')")
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- 2>/dev/null || echo "+dirty")
 total=$(($(date +%s) - started))
 jq -n --arg date "$(date -u '+%Y-%m-%d %H:%M UTC')" --arg commit "$commit" \
-    --arg machine "$(nproc) × $cpu, $mem RAM, PostgreSQL $pg (fsync on, synchronous_commit on), $(nats-server --version 2>/dev/null || echo 'NATS') JetStream file storage, all on one host" \
+    --arg machine "$(nproc) × $cpu, $mem RAM, PostgreSQL $pg (fsync on, synchronous_commit on, $pg_memory), $(nats-server --version 2>/dev/null || echo 'NATS') JetStream file storage, all on one host" \
     --arg settings "Settings: $CLIENTS clients, ${DURATION}s measured after ${WARMUP}s warm-up, pgbench ${PGBENCH_SECS}s, $APPEALS seeded appeals (queries over $(( QUERY_APPEALS > APPEALS ? QUERY_APPEALS : APPEALS ))), calendar ${BENCH_CALENDAR:-stored}. Whole run ${total}s (release build ${BUILD_SECS}s of it)." \
     '{date: $date, commit: $commit, machine: $machine, settings: $settings}' >"$PARTS/meta.json"
 
