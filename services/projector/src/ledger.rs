@@ -997,8 +997,8 @@ const INSERT_TIMELINE: &str = "INSERT INTO ledger_timeline \
 enum Folded {
     /// Folded into the appeal's row.
     Applied,
-    /// The filing: the appeal's first row.
-    Filed(LedgerRow),
+    /// The filing: the appeal's first row (boxed: the other variants carry nothing).
+    Filed(Box<LedgerRow>),
     /// Already in the row (a redelivery).
     Repeat,
 }
@@ -1023,7 +1023,7 @@ fn fold(
         }
         None => LedgerRow::filed(envelope, &event)
             .filter(|_| envelope.sequence == 1)
-            .map(Folded::Filed)
+            .map(|row| Folded::Filed(Box::new(row)))
             .ok_or_else(|| {
                 inconsistent(format!(
                     "appeal {id}: event #{} ({}) arrived before the appeal was filed",
@@ -1092,14 +1092,14 @@ impl Projection for Ledger {
             let id = appeal_id(envelope)?;
             let event = decode(envelope)?;
             let at = event.at();
-            if current.as_ref().is_some_and(|(current, _)| *current != id) {
-                if let Some((_, row)) = current.take() {
-                    bulk::write_row(&mut rows, &row)?;
-                }
+            if current.as_ref().is_some_and(|(current, _)| *current != id)
+                && let Some((_, row)) = current.take()
+            {
+                bulk::write_row(&mut rows, &row)?;
             }
             match fold(current.as_mut().map(|(_, row)| row), envelope, id, event)? {
                 Folded::Applied => {}
-                Folded::Filed(row) => current = Some((id, row)),
+                Folded::Filed(row) => current = Some((id, *row)),
                 // A stream is read once, in sequence order: a repeat means the reader is wrong.
                 Folded::Repeat => {
                     return Err(inconsistent(format!(
@@ -1170,7 +1170,7 @@ impl Projection for Ledger {
                 Folded::Repeat => continue,
                 Folded::Applied => {}
                 Folded::Filed(row) => {
-                    rows.insert(id, row);
+                    rows.insert(id, *row);
                 }
             }
             changed.push(id);
