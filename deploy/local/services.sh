@@ -433,9 +433,17 @@ start_local_postgres() {
 	touch "$PG_LOG"
 	[[ -n $PG_RUN_USER ]] && chown "$PG_RUN_USER:" "$PG_LOG"
 
+	# Memory as for a database server (docs/operations.md): a sixth of the RAM for shared buffers
+	# (128 MB to 4 GB), so the event log's reads (rebuilds, audit) stay in Postgres' own cache,
+	# and room for a rebuild's bulk writes between checkpoints.
+	local ram_mb shared_mb
+	ram_mb=$(awk '/^MemTotal/ {print int($2 / 1024)}' /proc/meminfo)
+	shared_mb=$((ram_mb / 6))
+	((shared_mb > 4096)) && shared_mb=4096
+	((shared_mb < 128)) && shared_mb=128
 	log "postgres: starting project-local cluster on $PG_HOST:$PG_PORT${PG_RUN_USER:+ as user $PG_RUN_USER} (log: .local/postgres.log)"
 	if ! (cd "$LOCAL_DIR" && as_pg_user "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" \
-		-o "-p $PG_PORT -k '$sockdir' -c listen_addresses='$PG_HOST'" -w -t 60 start) >/dev/null 2>"$LOCAL_DIR/pg_ctl.err" 9>&-; then
+		-o "-p $PG_PORT -k '$sockdir' -c listen_addresses='$PG_HOST' -c shared_buffers=${shared_mb}MB -c max_wal_size=8GB" -w -t 60 start) >/dev/null 2>"$LOCAL_DIR/pg_ctl.err" 9>&-; then
 		cat "$LOCAL_DIR/pg_ctl.err" >&2 || true
 		tail -n 15 "$PG_LOG" >&2 || true
 		die "pg_ctl could not start the project-local cluster on $PG_HOST:$PG_PORT (see .local/postgres.log)"
