@@ -163,6 +163,8 @@ pub enum ProjectionError {
     },
     #[error("the event reader of a rebuild stopped before the end of the log")]
     ReaderStopped,
+    #[error("a task of a rebuild stopped: {0}")]
+    TaskStopped(String),
     /// A rebuild is running (or failed and must be run again); the live runner waits.
     #[error(
         "projection {projection} is being rebuilt (or its last rebuild failed: run `linkage projections rebuild {projection}` again)"

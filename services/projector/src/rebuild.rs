@@ -124,8 +124,13 @@ pub async fn rebuild_until(
     let chunk_size = chunk_size.max(1);
     create_tables(pool, projection).await?;
 
-    let (horizon, total) = horizon_and_total(pool, until).await?;
-    let total = total as u64;
+    let horizon = read_horizon(pool).await?;
+    // The count is for progress only: it runs on a connection of its own while the rebuild
+    // starts and the reader begins its scan, instead of before them (it was ~4 % of a rebuild).
+    let counting = AbortOnDrop(tokio::spawn({
+        let pool = pool.clone();
+        async move { count_events(&pool, horizon, until).await }
+    }));
 
     // Start: mark the rebuild (the live runner waits), empty the tables, drop their secondary
     // indexes, reset the checkpoint.
@@ -137,8 +142,6 @@ pub async fn rebuild_until(
     truncate(&mut tx, projection).await?;
     checkpoint::save(&mut tx, name, None, None).await?;
     commit(tx, name).await?;
-    progress(0, total);
-    tracing::info!(projection = name, total, horizon, ?order, "rebuild started");
 
     // Reading (and decoding) overlaps with applying: a task streams the events into chunks.
     let (chunks_tx, mut chunks) = mpsc::channel(2);
@@ -221,6 +224,9 @@ pub async fn rebuild_until(
         }
         let _ = chunks_tx.send(Ok(Read::End(last))).await;
     }));
+    let total = counting.join().await?? as u64;
+    progress(0, total);
+    tracing::info!(projection = name, total, horizon, ?order, "rebuild started");
 
     let mut expected: Option<Position> = None;
     let mut done = 0u64;
@@ -317,10 +323,20 @@ pub async fn rebuild_until(
 
 /// The horizon the rebuild reads up to, and how many events lie below it (recorded at or
 /// before `until`, when given).
-async fn horizon_and_total(
+/// The horizon: every transaction below it has ended, so the log below it is final.
+async fn read_horizon(pool: &PgPool) -> Result<i64, ProjectionError> {
+    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| ProjectionError::db("reading the transaction horizon", e))
+}
+
+/// How many events a rebuild up to `horizon` (and `until`) reads.
+async fn count_events(
     pool: &PgPool,
+    horizon: i64,
     until: Option<DateTime<Utc>>,
-) -> Result<(i64, i64), ProjectionError> {
+) -> Result<i64, ProjectionError> {
     let mut tx = pool
         .begin()
         .await
@@ -329,11 +345,6 @@ async fn horizon_and_total(
         .execute(&mut *tx)
         .await
         .map_err(|e| ProjectionError::db("configuring the event count", e))?;
-    let horizon: i64 =
-        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| ProjectionError::db("reading the transaction horizon", e))?;
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE tx_id < $1::bigint::text::xid8 \
            AND ($2::timestamptz IS NULL OR recorded_at <= $2)",
@@ -346,7 +357,7 @@ async fn horizon_and_total(
     tx.commit()
         .await
         .map_err(|e| ProjectionError::db("finishing the event count", e))?;
-    Ok((horizon, total))
+    Ok(total)
 }
 
 /// A rebuild transaction. The checkpoint moves with the rows (or the rebuild mark stays set),
@@ -424,9 +435,18 @@ async fn check_untouched(
 }
 
 /// Aborts the task when dropped, so an early return does not leave a reader streaming.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T = ()>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> AbortOnDrop<T> {
+    /// The task's result; a task that panicked stopped the rebuild.
+    async fn join(mut self) -> Result<T, ProjectionError> {
+        (&mut self.0)
+            .await
+            .map_err(|e| ProjectionError::TaskStopped(e.to_string()))
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
