@@ -97,13 +97,7 @@ async fn apply_policies(
             &envelope.event_type,
             envelope.payload.clone(),
         )
-        .map_err(|source| ProjectionError::Decode {
-            event_id: envelope.event_id,
-            event_type: envelope.event_type.clone(),
-            aggregate_id: envelope.aggregate_id.clone(),
-            sequence: envelope.sequence,
-            source,
-        })?;
+        .map_err(|source| ProjectionError::decode(envelope, source))?;
         let PolicyEvent::AssessmentPolicySet {
             version,
             policy,

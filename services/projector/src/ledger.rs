@@ -783,13 +783,7 @@ pub fn decode(envelope: &Envelope) -> Result<AppealEvent, ProjectionError> {
         tag: &envelope.event_type,
         content: &envelope.payload,
     })
-    .map_err(|source| ProjectionError::Decode {
-        event_id: envelope.event_id,
-        event_type: envelope.event_type.clone(),
-        aggregate_id: envelope.aggregate_id.clone(),
-        sequence: envelope.sequence,
-        source,
-    })
+    .map_err(|source| ProjectionError::decode(envelope, source))
 }
 
 /// An externally tagged enum value as a borrowed tag and content, read as serde_json reads the

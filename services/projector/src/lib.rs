@@ -173,6 +173,17 @@ pub enum ProjectionError {
 }
 
 impl ProjectionError {
+    /// The envelope's payload does not decode as its event type.
+    pub fn decode(envelope: &linkage_bus::Envelope, source: serde_json::Error) -> Self {
+        Self::Decode {
+            event_id: envelope.event_id,
+            event_type: envelope.event_type.clone(),
+            aggregate_id: envelope.aggregate_id.clone(),
+            sequence: envelope.sequence,
+            source,
+        }
+    }
+
     pub fn db(context: impl Into<String>, source: sqlx::Error) -> Self {
         Self::Database {
             context: context.into(),

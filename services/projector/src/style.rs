@@ -195,13 +195,7 @@ impl Projection for Style {
                 &envelope.event_type,
                 envelope.payload.clone(),
             )
-            .map_err(|source| ProjectionError::Decode {
-                event_id: envelope.event_id,
-                event_type: envelope.event_type.clone(),
-                aggregate_id: envelope.aggregate_id.clone(),
-                sequence: envelope.sequence,
-                source,
-            })?;
+            .map_err(|source| ProjectionError::decode(envelope, source))?;
             latest.insert(envelope.aggregate_id.clone(), event);
         }
         if latest.is_empty() {
