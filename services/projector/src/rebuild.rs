@@ -627,21 +627,10 @@ fn rebuild_envelope(row: &PgRow) -> Result<Envelope, ProjectionError> {
         recorded_at: row.try_get(8).map_err(get)?,
         payload: row.try_get(9).map_err(get)?,
         metadata: row.try_get(10).map_err(get)?,
-        hash: hex(&hash),
-        prev_hash: prev_hash.as_deref().map(hex),
+        // Lowercase hex, as Postgres' `encode(…, 'hex')` gave before.
+        hash: hex::encode(&hash),
+        prev_hash: prev_hash.as_deref().map(hex::encode),
     })
-}
-
-/// Lowercase hex, as Postgres' `encode(…, 'hex')`.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
-    }
-    // Only ASCII digits went in.
-    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Up to `limit` events after `after`, in publication order, below the current horizon (so the
