@@ -12,7 +12,8 @@ use serde::Serialize;
 use sqlx::{Connection, PgPool};
 
 use crate::AuditError;
-use crate::row::{RawEnvelope, position_of, write_hex};
+use crate::row::{position_of, write_hex, write_ndjson};
+use linkage_store::stored::StoredEvent;
 
 const EXPORT: &str = include_str!("export.sql");
 const EXPORT_COUNT: &str = include_str!("export_count.sql");
@@ -150,9 +151,9 @@ pub async fn export(
         .map_err(|e| AuditError::db("reading events to export", e))?
     {
         let envelope =
-            RawEnvelope::from_row(&row).map_err(|e| AuditError::db("decoding an events row", e))?;
+            StoredEvent::from_row(&row).map_err(|e| AuditError::db("decoding an events row", e))?;
         match options.format {
-            ExportFormat::Ndjson => envelope.write_ndjson(out).map_err(AuditError::Write)?,
+            ExportFormat::Ndjson => write_ndjson(&envelope, out).map_err(AuditError::Write)?,
             ExportFormat::Csv => write_csv(out, &envelope).map_err(AuditError::Write)?,
         }
         last = Some(Position {
@@ -177,7 +178,7 @@ pub async fn export(
     })
 }
 
-fn write_csv(out: &mut impl Write, e: &RawEnvelope<'_>) -> std::io::Result<()> {
+fn write_csv(out: &mut impl Write, e: &StoredEvent<'_>) -> std::io::Result<()> {
     write!(out, "{},{},{},", e.global_position, e.tx_id, e.event_id)?;
     csv_field(out, e.aggregate_type.as_bytes())?;
     out.write_all(b",")?;

@@ -3,7 +3,8 @@
 -- bound). Only below the oldest running transaction, so the order is final: an export resumed
 -- after its last event never misses an event a concurrent transaction commits later. Every
 -- column comes as stored, converted by the client (`xid8`, hashes to hex): payload and metadata
--- are `json`, their stored text, written out without being parsed.
+-- are `json`, their stored text, written out without being parsed. The columns are
+-- `linkage_store::stored::COLUMNS`, in its order.
 SELECT event_id, global_position, tx_id, aggregate_type, aggregate_id, sequence, event_type,
        event_version, recorded_at, payload, metadata, hash, prev_hash
 FROM events

@@ -1,13 +1,13 @@
-//! Reading events rows: places in the global order, stored columns taken as they come over the
-//! wire (JSON text, `xid8`), and a borrowed envelope written out without parsing the stored JSON.
+//! Events rows for the audit: places in the global order, and a stored event (read by
+//! `linkage_store::stored`) written out as its envelope without parsing the stored JSON.
 
 use std::io::Write;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use linkage_bus::envelope::ENVELOPE_VERSION;
 use linkage_projector::Position;
-use sqlx::postgres::{PgRow, PgValueFormat};
-use sqlx::{PgPool, Row, TypeInfo, ValueRef};
+use linkage_store::stored::StoredEvent;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::AuditError;
@@ -37,136 +37,54 @@ pub(crate) async fn position_of(
     })
 }
 
-fn decode_error(
-    column: usize,
-    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: source.into(),
-    }
-}
-
-/// The stored JSON text of a `json` column, as it came over the wire: Postgres checked it is
-/// JSON when it was written, and it is not parsed again here. (A `jsonb` column, as before the
-/// `events_json` migration, sends a format version byte first: it is skipped.)
-pub(crate) fn json_bytes(row: &PgRow, column: usize) -> Result<&[u8], sqlx::Error> {
-    let value = row.try_get_raw(column)?;
-    let jsonb_binary =
-        value.format() == PgValueFormat::Binary && value.type_info().name() == "JSONB";
-    let bytes = value.as_bytes().map_err(|e| decode_error(column, e))?;
-    Ok(match bytes.split_first() {
-        Some((1, text)) if jsonb_binary => text,
-        _ => bytes,
-    })
-}
-
-/// An `xid8` column selected as is (8 bytes, big-endian, in the binary format), without the
-/// `::text::bigint` conversion on the server.
-pub(crate) fn xid8(row: &PgRow, column: usize) -> Result<i64, sqlx::Error> {
-    let value = row.try_get_raw(column)?;
-    let format = value.format();
-    let bytes = value.as_bytes().map_err(|e| decode_error(column, e))?;
-    match format {
-        PgValueFormat::Binary => <[u8; 8]>::try_from(bytes)
-            .map(i64::from_be_bytes)
-            .map_err(|_| decode_error(column, format!("an xid8 of {} bytes", bytes.len()))),
-        PgValueFormat::Text => std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| decode_error(column, "an xid8 that is not a number")),
-    }
-}
-
-/// An events row as `linkage_bus::Envelope` serializes it (same fields, same order), borrowing
-/// from the row: payload and metadata are the stored JSON text, hashes the stored bytes.
-#[derive(Debug)]
-pub(crate) struct RawEnvelope<'r> {
-    pub event_id: Uuid,
-    pub global_position: i64,
-    pub tx_id: i64,
-    pub aggregate_type: &'r str,
-    pub aggregate_id: &'r str,
-    pub sequence: i64,
-    pub event_type: &'r str,
-    pub event_version: &'r str,
-    pub recorded_at: DateTime<Utc>,
-    pub payload: &'r [u8],
-    pub metadata: &'r [u8],
-    pub hash: &'r [u8],
-    pub prev_hash: Option<&'r [u8]>,
-}
-
-impl<'r> RawEnvelope<'r> {
-    /// A row selected with the export's columns (`export.sql`), by position: one long scan
-    /// reads every row, and looking columns up by name was a tenth of the client's time.
-    pub fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            event_id: row.try_get(0)?,
-            global_position: row.try_get(1)?,
-            tx_id: xid8(row, 2)?,
-            aggregate_type: row.try_get(3)?,
-            aggregate_id: row.try_get(4)?,
-            sequence: row.try_get(5)?,
-            event_type: row.try_get(6)?,
-            event_version: row.try_get(7)?,
-            recorded_at: row.try_get(8)?,
-            payload: json_bytes(row, 9)?,
-            metadata: json_bytes(row, 10)?,
-            hash: row.try_get(11)?,
-            prev_hash: row.try_get(12)?,
-        })
-    }
-
-    /// The envelope as one line of JSON (what `serde_json` writes for a `linkage_bus::Envelope`
-    /// of this event, except that payload and metadata keep their stored text), then `\n`.
-    pub fn write_ndjson(&self, out: &mut impl Write) -> std::io::Result<()> {
-        write!(
-            out,
-            "{{\"envelope_version\":{ENVELOPE_VERSION},\"event_id\":\""
-        )?;
-        out.write_all(
-            self.event_id
-                .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer())
-                .as_bytes(),
-        )?;
-        out.write_all(b"\",\"global_position\":")?;
-        json_value(out, &self.global_position)?;
-        out.write_all(b",\"tx_id\":")?;
-        json_value(out, &self.tx_id)?;
-        out.write_all(b",\"aggregate_type\":")?;
-        json_value(out, self.aggregate_type)?;
-        out.write_all(b",\"aggregate_id\":")?;
-        json_value(out, self.aggregate_id)?;
-        out.write_all(b",\"sequence\":")?;
-        json_value(out, &self.sequence)?;
-        out.write_all(b",\"event_type\":")?;
-        json_value(out, self.event_type)?;
-        out.write_all(b",\"event_version\":")?;
-        json_value(out, self.event_version)?;
-        // As chrono serializes a `DateTime<Utc>` (RFC 3339, only the fraction digits needed).
-        out.write_all(b",\"recorded_at\":\"")?;
-        out.write_all(
-            self.recorded_at
-                .to_rfc3339_opts(SecondsFormat::AutoSi, true)
-                .as_bytes(),
-        )?;
-        out.write_all(b"\",\"payload\":")?;
-        one_line_json(out, self.payload)?;
-        out.write_all(b",\"metadata\":")?;
-        one_line_json(out, self.metadata)?;
-        out.write_all(b",\"hash\":\"")?;
-        write_hex(out, self.hash)?;
-        out.write_all(b"\",\"prev_hash\":")?;
-        match self.prev_hash {
-            Some(prev) => {
-                out.write_all(b"\"")?;
-                write_hex(out, prev)?;
-                out.write_all(b"\"}\n")
-            }
-            None => out.write_all(b"null}\n"),
+/// The event as one line of JSON (what `serde_json` writes for a `linkage_bus::Envelope`
+/// of it, except that payload and metadata keep their stored text), then `\n`.
+pub(crate) fn write_ndjson(e: &StoredEvent<'_>, out: &mut impl Write) -> std::io::Result<()> {
+    write!(
+        out,
+        "{{\"envelope_version\":{ENVELOPE_VERSION},\"event_id\":\""
+    )?;
+    out.write_all(
+        e.event_id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    )?;
+    out.write_all(b"\",\"global_position\":")?;
+    json_value(out, &e.global_position)?;
+    out.write_all(b",\"tx_id\":")?;
+    json_value(out, &e.tx_id)?;
+    out.write_all(b",\"aggregate_type\":")?;
+    json_value(out, e.aggregate_type)?;
+    out.write_all(b",\"aggregate_id\":")?;
+    json_value(out, e.aggregate_id)?;
+    out.write_all(b",\"sequence\":")?;
+    json_value(out, &e.sequence)?;
+    out.write_all(b",\"event_type\":")?;
+    json_value(out, e.event_type)?;
+    out.write_all(b",\"event_version\":")?;
+    json_value(out, e.event_version)?;
+    // As chrono serializes a `DateTime<Utc>` (RFC 3339, only the fraction digits needed).
+    out.write_all(b",\"recorded_at\":\"")?;
+    out.write_all(
+        e.recorded_at
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            .as_bytes(),
+    )?;
+    out.write_all(b"\",\"payload\":")?;
+    one_line_json(out, e.payload)?;
+    out.write_all(b",\"metadata\":")?;
+    one_line_json(out, e.metadata)?;
+    out.write_all(b",\"hash\":\"")?;
+    write_hex(out, e.hash)?;
+    out.write_all(b"\",\"prev_hash\":")?;
+    match e.prev_hash {
+        Some(prev) => {
+            out.write_all(b"\"")?;
+            write_hex(out, prev)?;
+            out.write_all(b"\"}\n")
         }
+        None => out.write_all(b"null}\n"),
     }
 }
 
@@ -219,6 +137,7 @@ pub(crate) fn one_line_json(out: &mut impl Write, text: &[u8]) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
     use linkage_bus::Envelope;
     use serde_json::json;
 
@@ -251,7 +170,7 @@ mod tests {
             (123_000_000, Some([7u8; 32])),
             (123_456_000, None),
         ] {
-            let e = RawEnvelope {
+            let e = StoredEvent {
                 event_id: Uuid::now_v7(),
                 global_position: 42,
                 tx_id: 1_000_000_007,
@@ -283,7 +202,7 @@ mod tests {
                 prev_hash: prev.map(hex::encode),
             };
             let mut line = Vec::new();
-            e.write_ndjson(&mut line).unwrap();
+            write_ndjson(&e, &mut line).unwrap();
             assert_eq!(line.pop(), Some(b'\n'));
             assert!(!line.contains(&b'\n'));
             assert_eq!(Envelope::decode(&line).unwrap(), expected);

@@ -28,7 +28,7 @@ use sqlx::{Connection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::AuditError;
-use crate::row::{json_bytes, xid8};
+use linkage_store::stored::{json_bytes, xid8};
 
 const VERIFY_STREAMS: &str = include_str!("verify_streams.sql");
 const VERIFY_CHAIN: &str = include_str!("verify_chain.sql");

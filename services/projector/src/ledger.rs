@@ -9,6 +9,7 @@ mod bulk;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,8 @@ use linkage_domain::values::{
     AccountabilityKind, Category, Channel, DeadlineKind, DepartmentId, FilerKind, Phone,
     ResolutionOutcome, Satisfaction, TrackingNumber,
 };
+use linkage_store::hash::canonical_json_text_without;
+use linkage_store::stored::StoredEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -27,7 +30,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::copy::BinaryCopy;
-use crate::{Projection, ProjectionError, RebuildOrder};
+use crate::{Projection, ProjectionError, RebuildOrder, StoredChunk};
 
 /// The ledger projection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -125,9 +128,44 @@ fn push_unique<T: PartialEq>(list: &mut Vec<T>, value: T) {
     }
 }
 
+/// What the ledger reads of an event besides its payload and metadata, from an envelope (the
+/// live path) or a stored row (a rebuild) alike.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp<'a> {
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub sequence: i64,
+    pub global_position: i64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a Envelope> for Stamp<'a> {
+    fn from(e: &'a Envelope) -> Self {
+        Self {
+            event_id: e.event_id,
+            event_type: &e.event_type,
+            sequence: e.sequence,
+            global_position: e.global_position,
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
+impl<'a> From<&StoredEvent<'a>> for Stamp<'a> {
+    fn from(e: &StoredEvent<'a>) -> Self {
+        Self {
+            event_id: e.event_id,
+            event_type: e.event_type,
+            sequence: e.sequence,
+            global_position: e.global_position,
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
 impl LedgerRow {
     /// The row an `AppealFiled` event starts; `None` for any other event.
-    pub fn filed(envelope: &Envelope, event: &AppealEvent) -> Option<Self> {
+    pub(crate) fn filed(envelope: &Stamp<'_>, event: &AppealEvent) -> Option<Self> {
         let AppealEvent::AppealFiled {
             appeal_id,
             tracking_number,
@@ -232,7 +270,7 @@ impl LedgerRow {
 
     /// Folds the appeal's next event into the row. The aggregate already enforced the
     /// transitions; this mirrors their effect on what the ledger shows.
-    pub fn apply(&mut self, envelope: &Envelope, event: AppealEvent) -> Result<(), String> {
+    pub(crate) fn apply(&mut self, envelope: &Stamp<'_>, event: AppealEvent) -> Result<(), String> {
         use AppealEvent as E;
         use AppealStatus as S;
         let at = event.at();
@@ -496,6 +534,153 @@ fn meta_str<'a>(envelope: &'a Envelope, key: &str) -> Option<&'a str> {
         .get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+}
+
+/// Who acted, as the timeline keeps it: the metadata entries [`meta_str`] reads, from an
+/// envelope or straight from a stored event's metadata text.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Actors<'a> {
+    pub actor: Option<Cow<'a, str>>,
+    pub role: Option<Cow<'a, str>>,
+    pub department: Option<Cow<'a, str>>,
+}
+
+impl<'a> Actors<'a> {
+    #[cfg(test)]
+    fn of(envelope: &'a Envelope) -> Self {
+        let get = |key| meta_str(envelope, key).map(Cow::Borrowed);
+        Self {
+            actor: get("actor"),
+            role: get("role"),
+            department: get("department"),
+        }
+    }
+
+    /// Reads the stored metadata text as [`meta_str`] reads the parsed metadata: an entry that
+    /// is a non-empty string, of repeated keys the last; anything else is no entry.
+    fn read(text: &'a [u8]) -> Result<Self, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let actors = Self::deserialize(&mut de)?;
+        de.end()?;
+        Ok(actors)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actors<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Actors<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut actors = Actors::default();
+                while let Some(AnyText(key)) = map.next_key()? {
+                    let slot = match key.as_deref() {
+                        Some("actor") => &mut actors.actor,
+                        Some("role") => &mut actors.role,
+                        Some("department") => &mut actors.department,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    let AnyText(value) = map.next_value()?;
+                    *slot = value.filter(|v| !v.is_empty());
+                }
+                Ok(actors)
+            }
+            // Metadata that is not an object has no entries (`Value::get` finds none).
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Actors::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Actors::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Actors::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Actors::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Actors::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Actors::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Actors::default())
+            }
+        }
+        d.deserialize_any(Entries)
+    }
+}
+
+/// A JSON value when it is a string (borrowed from the text when it has no escapes), else
+/// `None`, consuming it either way.
+struct AnyText<'de>(Option<Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for AnyText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = AnyText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(AnyText(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(AnyText(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(AnyText(Some(Cow::Owned(v))))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(AnyText(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(AnyText(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(AnyText(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(AnyText(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(AnyText(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(AnyText(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AnyText(None))
+            }
+        }
+        d.deserialize_any(Text)
+    }
 }
 
 /// Ledger rows as one array per column, for [`UPSERT_ROWS`].
@@ -786,14 +971,30 @@ pub fn decode(envelope: &Envelope) -> Result<AppealEvent, ProjectionError> {
     .map_err(|source| ProjectionError::decode(envelope, source))
 }
 
-/// An externally tagged enum value as a borrowed tag and content, read as serde_json reads the
-/// object `{tag: content}` (a struct variant's content must be an object).
-struct Tagged<'a> {
-    tag: &'a str,
-    content: &'a Value,
+/// [`decode`] of a stored event: its payload read straight from the stored text (no
+/// `serde_json::Value` in between).
+fn decode_stored(event: &StoredEvent<'_>) -> Result<AppealEvent, ProjectionError> {
+    let mut text = serde_json::Deserializer::from_slice(event.payload);
+    AppealEvent::deserialize(Tagged {
+        tag: event.event_type,
+        content: &mut text,
+    })
+    .and_then(|decoded| text.end().map(|()| decoded))
+    .map_err(|source| ProjectionError::decode_stored(event, source))
 }
 
-impl<'de> serde::Deserializer<'de> for Tagged<'de> {
+/// An externally tagged enum value as a borrowed tag and content, read as serde_json reads the
+/// object `{tag: content}` (a struct variant's content must be an object). The content is a
+/// parsed `Value` or the stored text.
+struct Tagged<'a, D> {
+    tag: &'a str,
+    content: D,
+}
+
+impl<'de, D> serde::Deserializer<'de> for Tagged<'_, D>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
     type Error = serde_json::Error;
 
     fn deserialize_any<V: serde::de::Visitor<'de>>(
@@ -810,9 +1011,12 @@ impl<'de> serde::Deserializer<'de> for Tagged<'de> {
     }
 }
 
-impl<'de> serde::de::EnumAccess<'de> for Tagged<'de> {
+impl<'de, D> serde::de::EnumAccess<'de> for Tagged<'_, D>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
     type Error = serde_json::Error;
-    type Variant = TaggedContent<'de>;
+    type Variant = TaggedContent<D>;
 
     fn variant_seed<V: serde::de::DeserializeSeed<'de>>(
         self,
@@ -824,9 +1028,12 @@ impl<'de> serde::de::EnumAccess<'de> for Tagged<'de> {
     }
 }
 
-struct TaggedContent<'a>(&'a Value);
+struct TaggedContent<D>(D);
 
-impl<'de> serde::de::VariantAccess<'de> for TaggedContent<'de> {
+impl<'de, D> serde::de::VariantAccess<'de> for TaggedContent<D>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
     type Error = serde_json::Error;
 
     fn unit_variant(self) -> Result<(), Self::Error> {
@@ -848,34 +1055,13 @@ impl<'de> serde::de::VariantAccess<'de> for TaggedContent<'de> {
         serde::Deserializer::deserialize_seq(self.0, visitor)
     }
 
+    /// Only an object: `deserialize_map`, where `deserialize_struct` would take an array too.
     fn struct_variant<V: serde::de::Visitor<'de>>(
         self,
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        match self.0 {
-            Value::Object(_) => serde::Deserializer::deserialize_map(self.0, visitor),
-            other => Err(serde::de::Error::invalid_type(
-                unexpected(other),
-                &"struct variant",
-            )),
-        }
-    }
-}
-
-fn unexpected(value: &Value) -> serde::de::Unexpected<'_> {
-    use serde::de::Unexpected as U;
-    match value {
-        Value::Null => U::Unit,
-        Value::Bool(b) => U::Bool(*b),
-        Value::Number(n) => n
-            .as_i64()
-            .map(U::Signed)
-            .or_else(|| n.as_u64().map(U::Unsigned))
-            .unwrap_or_else(|| U::Float(n.as_f64().unwrap_or(f64::NAN))),
-        Value::String(s) => U::Str(s),
-        Value::Array(_) => U::Seq,
-        Value::Object(_) => U::Map,
+        serde::Deserializer::deserialize_map(self.0, visitor)
     }
 }
 
@@ -1001,7 +1187,7 @@ enum Folded {
 /// whether an event may follow the row, for the live path and the rebuild's bulk load alike.
 fn fold(
     row: Option<&mut LedgerRow>,
-    envelope: &Envelope,
+    envelope: &Stamp<'_>,
     id: Uuid,
     event: AppealEvent,
 ) -> Result<Folded, ProjectionError> {
@@ -1029,10 +1215,13 @@ fn fold(
 
 /// The appeal an event belongs to.
 fn appeal_id(envelope: &Envelope) -> Result<Uuid, ProjectionError> {
-    Uuid::parse_str(&envelope.aggregate_id).map_err(|_| {
+    parse_appeal_id(&envelope.aggregate_id, envelope.event_id)
+}
+
+fn parse_appeal_id(aggregate_id: &str, event_id: Uuid) -> Result<Uuid, ProjectionError> {
+    Uuid::parse_str(aggregate_id).map_err(|_| {
         inconsistent(format!(
-            "event {} belongs to appeal {:?}, which is not a uuid",
-            envelope.event_id, envelope.aggregate_id
+            "event {event_id} belongs to appeal {aggregate_id:?}, which is not a uuid"
         ))
     })
 }
@@ -1071,38 +1260,50 @@ impl Projection for Ledger {
 
     /// Whole streams into emptied tables: each appeal is folded in memory by [`fold`], as the
     /// live path folds it, and its row and timeline are written by binary `COPY`, with nothing
-    /// to read back and no conflict to check.
+    /// to read back and no conflict to check. Payloads and metadata are read from the stored
+    /// text (no `serde_json::Value`s: building and dropping them was most of a rebuild's client
+    /// time); the timeline's summary is the canonical text the live path's `Summary` writes.
     async fn rebuild_chunk(
         &self,
         conn: &mut PgConnection,
-        chunk: &[Envelope],
+        chunk: &StoredChunk,
     ) -> Result<(), ProjectionError> {
         bulk::check_columns(&mut *conn).await?;
         let mut rows = BinaryCopy::with_capacity(chunk.len() * 80);
         let mut timeline = BinaryCopy::with_capacity(chunk.len() * 200);
         let mut current: Option<(Uuid, LedgerRow)> = None;
         let mut events = 0usize;
-        for envelope in chunk.iter().filter(|e| e.aggregate_type == Appeal::TYPE) {
-            let id = appeal_id(envelope)?;
-            let event = decode(envelope)?;
-            let at = event.at();
+        for event in chunk.events() {
+            let event = event?;
+            if event.aggregate_type != Appeal::TYPE {
+                continue;
+            }
+            let id = parse_appeal_id(event.aggregate_id, event.event_id)?;
+            let stamp = Stamp::from(&event);
+            let decoded = decode_stored(&event)?;
+            let at = decoded.at();
             if current.as_ref().is_some_and(|(current, _)| *current != id)
                 && let Some((_, row)) = current.take()
             {
                 bulk::write_row(&mut rows, &row)?;
             }
-            match fold(current.as_mut().map(|(_, row)| row), envelope, id, event)? {
+            match fold(current.as_mut().map(|(_, row)| row), &stamp, id, decoded)? {
                 Folded::Applied => {}
                 Folded::Filed(row) => current = Some((id, *row)),
                 // A stream is read once, in sequence order: a repeat means the reader is wrong.
                 Folded::Repeat => {
                     return Err(inconsistent(format!(
                         "appeal {id}: event #{} read twice in a rebuild",
-                        envelope.sequence
+                        event.sequence
                     )));
                 }
             }
-            bulk::write_timeline(&mut timeline, envelope, id, at)?;
+            let actors = Actors::read(event.metadata)
+                .map_err(|e| ProjectionError::decode_stored(&event, e))?;
+            bulk::write_timeline(&mut timeline, &stamp, id, at, &actors, |out| {
+                canonical_json_text_without(event.payload, summary_skips(event.event_type), out)
+                    .map_err(|e| ProjectionError::decode_stored(&event, e))
+            })?;
             events += 1;
         }
         let Some((_, row)) = current else {
@@ -1159,7 +1360,7 @@ impl Projection for Ledger {
         let mut timeline = TimelineColumns::with_capacity(decoded.len());
         for (envelope, id, event) in decoded {
             let at = event.at();
-            match fold(rows.get_mut(&id), envelope, id, event)? {
+            match fold(rows.get_mut(&id), &envelope.into(), id, event)? {
                 // Already applied (a redelivery the checkpoint did not cover): nothing to do.
                 Folded::Repeat => continue,
                 Folded::Applied => {}

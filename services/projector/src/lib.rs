@@ -27,13 +27,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use linkage_bus::Envelope;
+use linkage_store::stored::StoredEvent;
 use sqlx::{PgConnection, PgPool};
 
 pub use checkpoint::Position;
 pub use ledger::Ledger;
 pub use rebuild::{
-    DEFAULT_CHUNK_SIZE, ProjectionStatus, RebuildSummary, read_events, rebuild, rebuild_with,
-    status,
+    DEFAULT_CHUNK_SIZE, ProjectionStatus, RebuildSummary, StoredChunk, read_events, rebuild,
+    rebuild_with, status,
 };
 pub use runner::{BatchOutcome, RunnerConfig, RunnerError, apply_batch, run};
 
@@ -73,13 +74,15 @@ pub trait Projection: Send + Sync + fmt::Debug {
     /// Writes one chunk of a [`RebuildOrder::PerAggregate`] rebuild: whole streams, each from
     /// its first event, in sequence order, into tables the rebuild emptied and that no other
     /// chunk writes the same rows of. A projection may bulk-load here (no read-back, no upsert)
-    /// as long as the rows equal what [`Projection::apply`] would leave. Default: `apply`.
+    /// as long as the rows equal what [`Projection::apply`] would leave. The events come as
+    /// read from the events table, so a projection may decode only what it needs. Default:
+    /// `apply` of their envelopes.
     async fn rebuild_chunk(
         &self,
         tx: &mut PgConnection,
-        chunk: &[Envelope],
+        chunk: &StoredChunk,
     ) -> Result<(), ProjectionError> {
-        self.apply(tx, chunk).await
+        self.apply(tx, &chunk.envelopes()?).await
     }
 }
 
@@ -180,6 +183,18 @@ impl ProjectionError {
             event_type: envelope.event_type.clone(),
             aggregate_id: envelope.aggregate_id.clone(),
             sequence: envelope.sequence,
+            source,
+        }
+    }
+
+    /// [`ProjectionError::decode`] of an event as read from the events table: its payload or
+    /// metadata does not decode.
+    pub fn decode_stored(event: &StoredEvent<'_>, source: serde_json::Error) -> Self {
+        Self::Decode {
+            event_id: event.event_id,
+            event_type: event.event_type.to_owned(),
+            aggregate_id: event.aggregate_id.to_owned(),
+            sequence: event.sequence,
             source,
         }
     }

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use linkage_bus::Envelope;
 use linkage_bus::envelope::ENVELOPE_VERSION;
+use linkage_store::stored::StoredEvent;
 use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use tokio::sync::mpsc;
@@ -60,16 +61,47 @@ pub struct ProjectionStatus {
     pub behind: Option<i64>,
 }
 
-/// The columns of `events` that make an [`Envelope`] (see [`envelope_from_row`]).
-pub const EVENT_COLUMNS: &str = "event_id, global_position, tx_id::text::bigint AS tx_id, \
-     aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at, payload, \
-     metadata, encode(hash, 'hex') AS hash, encode(prev_hash, 'hex') AS prev_hash";
+/// The columns of `events` that make an [`Envelope`] (see [`envelope_from_row`]): the stored
+/// columns as they are, read by position.
+pub const EVENT_COLUMNS: &str = linkage_store::stored::COLUMNS;
 
-/// What a rebuild reads of each event: [`EVENT_COLUMNS`] with the hashes as stored (hex-encoded
-/// by [`rebuild_envelope`] rather than by the server, once per event of the whole log).
-const REBUILD_COLUMNS: &str = "event_id, global_position, tx_id::text::bigint, aggregate_type, \
-     aggregate_id, sequence, event_type, event_version, recorded_at, payload, metadata, hash, \
-     prev_hash";
+/// Rows of a [`RebuildOrder::PerAggregate`] rebuild's chunk, as read from the events table
+/// (selected with [`EVENT_COLUMNS`]): whole streams, each in sequence order. Nothing is decoded
+/// until the projection asks: [`StoredChunk::events`] borrows the stored text, and
+/// [`StoredChunk::envelopes`] makes envelopes as the relay publishes them.
+#[derive(Debug, Default)]
+pub struct StoredChunk {
+    rows: Vec<PgRow>,
+}
+
+impl StoredChunk {
+    /// Rows selected with [`EVENT_COLUMNS`], whole streams in sequence order.
+    pub fn new(rows: Vec<PgRow>) -> Self {
+        Self { rows }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The events, borrowing from the rows.
+    pub fn events(&self) -> impl Iterator<Item = Result<StoredEvent<'_>, ProjectionError>> {
+        self.rows.iter().map(stored_event)
+    }
+
+    /// The events as envelopes.
+    pub fn envelopes(&self) -> Result<Vec<Envelope>, ProjectionError> {
+        self.events().map(|event| envelope_of(&event?)).collect()
+    }
+}
+
+fn stored_event(row: &PgRow) -> Result<StoredEvent<'_>, ProjectionError> {
+    StoredEvent::from_row(row).map_err(|e| ProjectionError::db("decoding an events row", e))
+}
 
 /// Rebuilds `projection` from scratch in chunks of [`DEFAULT_CHUNK_SIZE`] events, calling
 /// `progress(done, total)` after each chunk (and once with `done = 0` at the start).
@@ -92,7 +124,10 @@ enum Step {
 
 /// What the reader task hands over.
 enum Read {
-    Chunk(Vec<Envelope>),
+    /// A chunk of a global-order rebuild, decoded by the reader.
+    Envelopes(Vec<Envelope>),
+    /// A chunk of a per-aggregate rebuild, as read.
+    Rows(StoredChunk),
     /// Everything was read; the last event in publication order, if any.
     End(Option<Position>),
 }
@@ -160,7 +195,7 @@ pub async fn rebuild_until(
             ""
         };
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {REBUILD_COLUMNS} FROM events WHERE tx_id < $1::bigint::text::xid8 \
+            "SELECT {EVENT_COLUMNS} FROM events WHERE tx_id < $1::bigint::text::xid8 \
              {until_clause} ORDER BY {order_by}"
         ));
         // In a transaction only to scope `jit = off`: compiling this one long scan costs more
@@ -188,38 +223,53 @@ pub async fn rebuild_until(
             query = query.bind(until);
         }
         let mut rows = query.fetch(&mut *read_tx);
-        let mut chunk: Vec<Envelope> = Vec::with_capacity(chunk_size);
+        let mut chunk: Vec<PgRow> = Vec::with_capacity(chunk_size);
         let mut last: Option<Position> = None;
+        // The stream of the chunk's last row (per aggregate: a chunk never ends inside one).
+        let mut stream: (String, String) = Default::default();
+        let send = |rows: Vec<PgRow>| match order {
+            RebuildOrder::Global => StoredChunk::new(rows).envelopes().map(Read::Envelopes),
+            RebuildOrder::PerAggregate => Ok(Read::Rows(StoredChunk::new(rows))),
+        };
         loop {
-            let envelope = match rows.try_next().await {
-                Ok(Some(row)) => rebuild_envelope(&row),
+            let row = match rows.try_next().await {
+                Ok(Some(row)) => row,
                 Ok(None) => break,
-                Err(e) => Err(ProjectionError::db("reading the events table", e)),
+                Err(e) => {
+                    let _ = chunks_tx
+                        .send(Err(ProjectionError::db("reading the events table", e)))
+                        .await;
+                    return;
+                }
             };
-            let envelope = match envelope {
-                Ok(envelope) => envelope,
+            let event = match stored_event(&row) {
+                Ok(event) => event,
                 Err(e) => {
                     let _ = chunks_tx.send(Err(e)).await;
                     return;
                 }
             };
-            // A chunk ends at the chunk size, but never inside a stream when per aggregate.
-            let full = chunk.len() >= chunk_size
-                && (order == RebuildOrder::Global
-                    || chunk.last().is_some_and(|prev| {
-                        prev.aggregate_id != envelope.aggregate_id
-                            || prev.aggregate_type != envelope.aggregate_type
-                    }));
+            let new_stream = event.aggregate_id != stream.1 || event.aggregate_type != stream.0;
+            let full = chunk.len() >= chunk_size && (order == RebuildOrder::Global || new_stream);
+            if new_stream && order == RebuildOrder::PerAggregate {
+                stream = (
+                    event.aggregate_type.to_owned(),
+                    event.aggregate_id.to_owned(),
+                );
+            }
+            last = last.max(Some(Position {
+                tx_id: event.tx_id,
+                global_position: event.global_position,
+            }));
             if full {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size));
-                if chunks_tx.send(Ok(Read::Chunk(full))).await.is_err() {
+                if chunks_tx.send(send(full)).await.is_err() {
                     return;
                 }
             }
-            last = last.max(Some(Position::of(&envelope)));
-            chunk.push(envelope);
+            chunk.push(row);
         }
-        if !chunk.is_empty() && chunks_tx.send(Ok(Read::Chunk(chunk))).await.is_err() {
+        if !chunk.is_empty() && chunks_tx.send(send(chunk)).await.is_err() {
             return;
         }
         let _ = chunks_tx.send(Ok(Read::End(last))).await;
@@ -233,7 +283,8 @@ pub async fn rebuild_until(
     let last = match order {
         RebuildOrder::Global => loop {
             let chunk = match chunks.recv().await {
-                Some(Ok(Read::Chunk(chunk))) => chunk,
+                Some(Ok(Read::Envelopes(chunk))) => chunk,
+                Some(Ok(Read::Rows(rows))) => rows.envelopes()?,
                 Some(Ok(Read::End(last))) => break last,
                 Some(Err(e)) => return Err(e),
                 None => return Err(ProjectionError::ReaderStopped),
@@ -258,7 +309,14 @@ pub async fn rebuild_until(
                     .map(|message| async move {
                         match message? {
                             Read::End(last) => Ok(Step::End(last)),
-                            Read::Chunk(chunk) => {
+                            Read::Envelopes(chunk) => {
+                                let mut tx = begin_chunk(pool, name).await?;
+                                check_untouched_shared(&mut tx, name).await?;
+                                projection.apply(&mut tx, &chunk).await?;
+                                commit(tx, name).await?;
+                                Ok(Step::Applied(chunk.len() as u64))
+                            }
+                            Read::Rows(chunk) => {
                                 let mut tx = begin_chunk(pool, name).await?;
                                 check_untouched_shared(&mut tx, name).await?;
                                 projection.rebuild_chunk(&mut tx, &chunk).await?;
@@ -589,47 +647,30 @@ async fn recreate_indexes(pool: &PgPool, dropped: &[DroppedIndex]) -> Result<(),
 
 /// An events-table row (selected with [`EVENT_COLUMNS`]) as the relay would publish it.
 pub fn envelope_from_row(row: &PgRow) -> Result<Envelope, ProjectionError> {
-    let get = |e: sqlx::Error| ProjectionError::db("decoding an events row", e);
-    Ok(Envelope {
-        envelope_version: ENVELOPE_VERSION,
-        event_id: row.try_get("event_id").map_err(get)?,
-        global_position: row.try_get("global_position").map_err(get)?,
-        tx_id: row.try_get("tx_id").map_err(get)?,
-        aggregate_type: row.try_get("aggregate_type").map_err(get)?,
-        aggregate_id: row.try_get("aggregate_id").map_err(get)?,
-        sequence: row.try_get("sequence").map_err(get)?,
-        event_type: row.try_get("event_type").map_err(get)?,
-        event_version: row.try_get("event_version").map_err(get)?,
-        recorded_at: row.try_get("recorded_at").map_err(get)?,
-        payload: row.try_get("payload").map_err(get)?,
-        metadata: row.try_get("metadata").map_err(get)?,
-        hash: row.try_get("hash").map_err(get)?,
-        prev_hash: row.try_get("prev_hash").map_err(get)?,
-    })
+    envelope_of(&stored_event(row)?)
 }
 
-/// An events-table row selected with [`REBUILD_COLUMNS`] (by position: no name lookups in the
-/// rebuild's per-event loop).
-fn rebuild_envelope(row: &PgRow) -> Result<Envelope, ProjectionError> {
-    let get = |e: sqlx::Error| ProjectionError::db("decoding an events row", e);
-    let hash: Vec<u8> = row.try_get(11).map_err(get)?;
-    let prev_hash: Option<Vec<u8>> = row.try_get(12).map_err(get)?;
+/// A stored event as the relay would publish it: payload and metadata parsed, hashes in
+/// lowercase hex (as Postgres' `encode(…, 'hex')` gives them).
+pub fn envelope_of(event: &StoredEvent<'_>) -> Result<Envelope, ProjectionError> {
+    let json = |text: &[u8]| {
+        serde_json::from_slice(text).map_err(|e| ProjectionError::decode_stored(event, e))
+    };
     Ok(Envelope {
         envelope_version: ENVELOPE_VERSION,
-        event_id: row.try_get(0).map_err(get)?,
-        global_position: row.try_get(1).map_err(get)?,
-        tx_id: row.try_get(2).map_err(get)?,
-        aggregate_type: row.try_get(3).map_err(get)?,
-        aggregate_id: row.try_get(4).map_err(get)?,
-        sequence: row.try_get(5).map_err(get)?,
-        event_type: row.try_get(6).map_err(get)?,
-        event_version: row.try_get(7).map_err(get)?,
-        recorded_at: row.try_get(8).map_err(get)?,
-        payload: row.try_get(9).map_err(get)?,
-        metadata: row.try_get(10).map_err(get)?,
-        // Lowercase hex, as Postgres' `encode(…, 'hex')` gave before.
-        hash: hex::encode(&hash),
-        prev_hash: prev_hash.as_deref().map(hex::encode),
+        event_id: event.event_id,
+        global_position: event.global_position,
+        tx_id: event.tx_id,
+        aggregate_type: event.aggregate_type.to_owned(),
+        aggregate_id: event.aggregate_id.to_owned(),
+        sequence: event.sequence,
+        event_type: event.event_type.to_owned(),
+        event_version: event.event_version.to_owned(),
+        recorded_at: event.recorded_at,
+        payload: json(event.payload)?,
+        metadata: json(event.metadata)?,
+        hash: hex::encode(event.hash),
+        prev_hash: event.prev_hash.map(hex::encode),
     })
 }
 

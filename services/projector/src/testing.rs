@@ -128,3 +128,54 @@ pub fn deadlines(at: DateTime<Utc>) -> Deadlines {
         resolution_due: at + chrono::Duration::days(14),
     }
 }
+
+/// How [`stored_chunk`] stores the JSON columns' text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredText {
+    /// The canonical text the event store writes.
+    Canonical,
+    /// As Postgres prints `jsonb` (spaces after `:` and `,`): events stored before the
+    /// `events_json` migration keep this text.
+    Jsonb,
+}
+
+/// The envelopes as a rebuild reads them from the events table (each selected as an events
+/// row with [`crate::rebuild::EVENT_COLUMNS`]' types), payload and metadata stored as `text` says.
+pub async fn stored_chunk(
+    pool: &sqlx::PgPool,
+    envelopes: &[Envelope],
+    text: StoredText,
+) -> Result<crate::StoredChunk, sqlx::Error> {
+    const ROW: &str = "SELECT $1::uuid, $2::bigint, $3::bigint::text::xid8, $4::text, $5::text, \
+         $6::bigint, $7::text, $8::text, $9::timestamptz, \
+         CASE WHEN $14 THEN $10::jsonb::text::json ELSE $10::json END, \
+         CASE WHEN $14 THEN $11::jsonb::text::json ELSE $11::json END, \
+         decode($12, 'hex'), decode($13, 'hex')";
+    let mut rows = Vec::with_capacity(envelopes.len());
+    for e in envelopes {
+        let canonical = |v: &serde_json::Value| {
+            String::from_utf8(linkage_store::hash::canonical_json(v))
+                .expect("canonical JSON is UTF-8")
+        };
+        rows.push(
+            sqlx::query(ROW)
+                .bind(e.event_id)
+                .bind(e.global_position)
+                .bind(e.tx_id)
+                .bind(&e.aggregate_type)
+                .bind(&e.aggregate_id)
+                .bind(e.sequence)
+                .bind(&e.event_type)
+                .bind(&e.event_version)
+                .bind(e.recorded_at)
+                .bind(canonical(&e.payload))
+                .bind(canonical(&e.metadata))
+                .bind(&e.hash)
+                .bind(&e.prev_hash)
+                .bind(text == StoredText::Jsonb)
+                .fetch_one(pool)
+                .await?,
+        );
+    }
+    Ok(crate::StoredChunk::new(rows))
+}

@@ -189,18 +189,42 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 /// `serde_json::Value`), without building that value. The audit re-hashes every stored event
 /// from its stored JSON text with this. On an error `out` holds a partial encoding.
 pub fn canonical_json_text(text: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    canonical_json_text_without(text.as_bytes(), &[], out)
+}
+
+/// [`canonical_json_text`] of the JSON `text` (bytes, UTF-8 checked) with the members of the
+/// top-level object named in `skip` left out: the same bytes as serde_json writes for the
+/// `serde_json::Value` it parses to with those keys removed (its maps are sorted). The ledger's
+/// rebuild writes its timeline summaries from the stored payloads with this.
+pub fn canonical_json_text_without(
+    text: &[u8],
+    skip: &[&str],
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
     use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_str(text);
-    Canonical { out }.deserialize(&mut de)?;
+    let mut de = serde_json::Deserializer::from_slice(text);
+    Canonical { out, skip }.deserialize(&mut de)?;
     de.end()
 }
 
-/// Writes the canonical encoding of whatever it deserializes into `out`.
-struct Canonical<'o> {
+/// Writes the canonical encoding of whatever it deserializes into `out`, without the members of
+/// a top-level object named in `skip`.
+struct Canonical<'o, 's> {
     out: &'o mut Vec<u8>,
+    skip: &'s [&'s str],
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Canonical<'_> {
+impl<'o> Canonical<'o, '_> {
+    /// The encoder of a value inside this one (skipping applies to the top level only).
+    fn nested(&mut self) -> Canonical<'_, 'static> {
+        Canonical {
+            out: self.out,
+            skip: &[],
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Canonical<'_, '_> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -208,7 +232,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Canonical<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
+impl<'de> serde::de::Visitor<'de> for Canonical<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -251,7 +275,7 @@ impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
         Ok(())
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         self.out.push(b'[');
         let mut first = true;
         loop {
@@ -259,10 +283,7 @@ impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
             if !first {
                 self.out.push(b',');
             }
-            if seq
-                .next_element_seed(Canonical { out: self.out })?
-                .is_none()
-            {
+            if seq.next_element_seed(self.nested())?.is_none() {
                 self.out.truncate(mark);
                 break;
             }
@@ -272,13 +293,17 @@ impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
         Ok(())
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         // Members are encoded in document order after `start`, then written back sorted by key.
         let start = self.out.len();
         let mut members: Vec<(std::borrow::Cow<'de, str>, std::ops::Range<usize>)> = Vec::new();
         while let Some(key) = map.next_key_seed(Key)? {
+            if self.skip.contains(&key.as_ref()) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
             let from = self.out.len() - start;
-            map.next_value_seed(Canonical { out: self.out })?;
+            map.next_value_seed(self.nested())?;
             members.push((key, from..self.out.len() - start));
         }
         let values = self.out.split_off(start);
@@ -348,6 +373,28 @@ fn write_serialized<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Without top-level keys: what serde_json writes for the parsed value with them removed.
+    #[test]
+    fn canonical_text_without_keys_is_the_value_without_them() {
+        let skip = ["at", "filer"];
+        for text in [
+            r#"{"filer":{"at":1,"name":"x"},"b":[{"at":2}],"at":"2026","a":1.5e3,"at":0}"#,
+            r#"{"lead": "market", "text": "\u00e9\"中", "at": null, "n": -0.0}"#,
+            r#"[{"at": 1}]"#,
+            r#""at""#,
+            "{}",
+        ] {
+            let mut value: Value = serde_json::from_str(text).unwrap();
+            if let Value::Object(map) = &mut value {
+                map.retain(|k, _| !skip.contains(&k.as_str()));
+            }
+            let mut out = Vec::new();
+            canonical_json_text_without(text.as_bytes(), &skip, &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), value.to_string(), "{text}");
+        }
+        assert!(canonical_json_text_without(b"{\"a\":1} x", &skip, &mut Vec::new()).is_err());
+    }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {

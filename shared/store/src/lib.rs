@@ -7,6 +7,7 @@ pub mod execute;
 pub mod hash;
 pub mod idempotency;
 pub mod rules;
+pub mod stored;
 pub mod testing;
 pub mod tracking;
 pub mod verify;

@@ -9,10 +9,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{LedgerRow, NAME, Summary, inconsistent, meta_str, summary_skips};
+use super::{Actors, LedgerRow, NAME, Stamp, inconsistent};
 use crate::ProjectionError;
 use crate::copy::BinaryCopy;
-use linkage_bus::Envelope;
 use linkage_domain::values::{AccountabilityKind, DeadlineKind, DepartmentId};
 
 /// `ledger`'s columns in the order [`write_row`] writes them (the table's), with their types as
@@ -239,29 +238,27 @@ pub(super) fn write_row(copy: &mut BinaryCopy, r: &LedgerRow) -> Result<(), Proj
     Ok(())
 }
 
-/// One timeline row, as the live path's `TimelineColumns::push` makes it.
+/// One timeline row, as the live path's `TimelineColumns::push` makes it; `summary` writes the
+/// summary's JSON text.
 pub(super) fn write_timeline(
     copy: &mut BinaryCopy,
-    envelope: &Envelope,
+    event: &Stamp<'_>,
     appeal_id: Uuid,
     at: DateTime<Utc>,
+    actors: &Actors<'_>,
+    summary: impl FnOnce(&mut Vec<u8>) -> Result<(), ProjectionError>,
 ) -> Result<(), ProjectionError> {
     copy.row(TIMELINE_COLUMNS.len() as i16);
     copy.uuid(&appeal_id);
-    copy.i64(envelope.sequence);
-    copy.i64(envelope.global_position);
-    copy.uuid(&envelope.event_id);
-    copy.text(&envelope.event_type);
+    copy.i64(event.sequence);
+    copy.i64(event.global_position);
+    copy.uuid(&event.event_id);
+    copy.text(event.event_type);
     instant(copy, at)?;
-    opt_text(copy, meta_str(envelope, "actor"));
-    opt_text(copy, meta_str(envelope, "role"));
-    opt_text(copy, meta_str(envelope, "department"));
-    let summary = Summary(&envelope.payload, summary_skips(&envelope.event_type));
-    copy.with(|buf| serde_json::to_writer(buf, &summary))
-        .map_err(|source| ProjectionError::Encode {
-            projection: NAME,
-            source,
-        })
+    opt_text(copy, actors.actor.as_deref());
+    opt_text(copy, actors.role.as_deref());
+    opt_text(copy, actors.department.as_deref());
+    copy.with(summary)
 }
 
 /// Sends one COPY's data on the chunk's transaction.

@@ -9,12 +9,15 @@ use linkage_domain::values::{
     AccountabilityKind, Category, Channel, ContactMethod, DeadlineKind, ResolutionOutcome,
     Satisfaction,
 };
+use linkage_store::stored::StoredEvent;
 use linkage_store::testing::TestDatabase;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Ledger, LedgerRow, TimelineRow};
-use crate::testing::{EnvelopeFactory, assigned, deadlines, dept, filed, v};
+use crate::testing::{
+    EnvelopeFactory, StoredText, assigned, deadlines, dept, filed, stored_chunk, v,
+};
 use crate::{Projection, ProjectionError, ensure_schema};
 use linkage_domain::sla::Deadlines;
 
@@ -956,24 +959,62 @@ async fn the_bulk_load_equals_the_live_path() {
     assert_eq!(live.0.len(), ids.len());
     assert_eq!(live.1.len(), all.len());
 
-    // As a rebuild reads them: stream by stream, in two chunks of whole streams.
-    sqlx::query("TRUNCATE ledger, ledger_timeline")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    // As a rebuild reads them: stream by stream, in two chunks of whole streams, from the
+    // events table's text as the store writes it and as events stored as `jsonb` keep it.
     all.sort_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
     let split = all
         .iter()
         .position(|e| e.aggregate_id == ids[3].to_string())
         .unwrap();
-    for chunk in [&all[..split], &all[split..]] {
-        let mut tx = db.pool.begin().await.unwrap();
-        Ledger.rebuild_chunk(&mut tx, chunk).await.unwrap();
-        tx.commit().await.unwrap();
+    for text in [StoredText::Canonical, StoredText::Jsonb] {
+        sqlx::query("TRUNCATE ledger, ledger_timeline")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        for chunk in [&all[..split], &all[split..]] {
+            let chunk = stored_chunk(&db.pool, chunk, text).await.unwrap();
+            let mut tx = db.pool.begin().await.unwrap();
+            Ledger.rebuild_chunk(&mut tx, &chunk).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let bulk = dump(&db.pool).await;
+        assert_eq!(bulk.0, live.0, "{text:?}");
+        assert_eq!(bulk.1, live.1, "{text:?}");
     }
-    let bulk = dump(&db.pool).await;
-    assert_eq!(bulk.0, live.0);
-    assert_eq!(bulk.1, live.1);
+}
+
+/// A stored event's metadata text gives the timeline the actors the parsed metadata gives it.
+#[test]
+fn actors_read_from_text_are_the_parsed_ones() {
+    for metadata in [
+        json!({"actor": "王五", "role": "handler", "department": "market", "command": "x"}),
+        json!({"actor": "a \"quoted\" \\ name", "role": "", "department": null}),
+        json!({"actor": 7, "role": ["handler"], "department": {"id": "market"}}),
+        json!({"request_id": "r"}),
+        json!([1, 2]),
+        json!("actor"),
+        json!(null),
+    ] {
+        let envelope = Envelope {
+            metadata: metadata.clone(),
+            ..EnvelopeFactory::new().envelope(Uuid::now_v7(), &resolved(1)[0])
+        };
+        for text in [
+            metadata.to_string(),
+            serde_json::to_string_pretty(&metadata).unwrap(),
+        ] {
+            assert_eq!(
+                super::Actors::read(text.as_bytes()).unwrap(),
+                super::Actors::of(&envelope),
+                "{text}"
+            );
+        }
+    }
+    // Of repeated keys the last counts, as in a parsed object.
+    let actors = super::Actors::read(br#"{"actor":"a","actor":"b","role":"x","role":""}"#).unwrap();
+    assert_eq!(actors.actor.as_deref(), Some("b"));
+    assert_eq!(actors.role, None);
+    assert!(super::Actors::read(b"{\"actor\":").is_err());
 }
 
 /// The payload decoder reads what the store's `decode_event` reads, and refuses what it refuses.
@@ -997,10 +1038,34 @@ fn decode_reads_as_the_store_does() {
             e.payload.clone(),
         )
     };
+    // A rebuild decodes the stored text (as the store writes it, or as `jsonb` printed it).
+    let stored = |e: &Envelope, text: &str| {
+        super::decode_stored(&StoredEvent {
+            event_id: e.event_id,
+            global_position: e.global_position,
+            tx_id: e.tx_id,
+            aggregate_type: &e.aggregate_type,
+            aggregate_id: &e.aggregate_id,
+            sequence: e.sequence,
+            event_type: &e.event_type,
+            event_version: &e.event_version,
+            recorded_at: e.recorded_at,
+            payload: text.as_bytes(),
+            metadata: b"{}",
+            hash: &[0; 32],
+            prev_hash: None,
+        })
+    };
     for event in &events {
         let envelope = envelopes.envelope(id, event);
         assert_eq!(&super::decode(&envelope).unwrap(), event);
         assert_eq!(store(&envelope).unwrap(), *event);
+        for text in [
+            envelope.payload.to_string(),
+            serde_json::to_string_pretty(&envelope.payload).unwrap(),
+        ] {
+            assert_eq!(&stored(&envelope, &text).unwrap(), event);
+        }
     }
     let good = envelopes.envelope(id, &events[1]);
     let broken = |change: &dyn Fn(&mut Envelope)| {
@@ -1011,7 +1076,13 @@ fn decode_reads_as_the_store_does() {
             super::decode(&e),
             Err(ProjectionError::Decode { .. })
         ));
+        assert!(matches!(
+            stored(&e, &e.payload.to_string()),
+            Err(ProjectionError::Decode { .. })
+        ));
     };
+    // Stored text with anything after the value is refused too.
+    assert!(stored(&good, &format!("{} x", good.payload)).is_err());
     broken(&|e| e.event_type = "NoSuchEvent".into());
     broken(&|e| e.payload = json!([1, 2]));
     broken(&|e| e.payload = json!("AppealAssigned"));
