@@ -113,8 +113,9 @@ pub async fn rebuild(
     rebuild_with(pool, projection, DEFAULT_CHUNK_SIZE, progress).await
 }
 
-/// Chunks written at once by a per-aggregate rebuild.
-const PARALLEL_CHUNKS: usize = 2;
+/// Chunks written at once by a per-aggregate rebuild: while one chunk's rows are folded and
+/// encoded here, the others' `COPY`s run in Postgres (with two, the cores sat ≈ 20 % idle).
+const PARALLEL_CHUNKS: usize = 3;
 
 /// What a per-aggregate chunk writer reports.
 enum Step {
@@ -631,6 +632,15 @@ async fn recreate_indexes(pool: &PgPool, dropped: &[DroppedIndex]) -> Result<(),
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| ProjectionError::db("sizing memory for index builds", e))?;
+            // As for the chunks (`begin_chunk`): the transaction that clears the rebuild mark
+            // comes after, and WAL is flushed in order, so an index lost to a crash is lost with
+            // the mark still set. Waiting for each build's WAL to reach disk was ≈ 50 ms apiece.
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    ProjectionError::db("relaxing commit durability for index builds", e)
+                })?;
             // The statement was written by Postgres (`pg_get_indexdef`, `pg_get_constraintdef`).
             sqlx::raw_sql(sqlx::AssertSqlSafe(index.create.clone()))
                 .execute(&mut *tx)
