@@ -5,14 +5,14 @@
 # Every step runs on a database and a NATS prefix of its own (bench_<stamp>_*), all removed at the
 # end, whatever happens. Settings (environment, defaults in brackets):
 #   BENCH_CLIENTS [16]        concurrent callers, and pgbench clients
-#   BENCH_DURATION [60]       seconds measured per command run (after BENCH_WARMUP [10])
-#   BENCH_PGBENCH_SECS [40]   pgbench run length (its first 5 s are left out)
+#   BENCH_DURATION [40]       seconds measured per command run (after BENCH_WARMUP [10])
+#   BENCH_PGBENCH_SECS [30]   pgbench run length (its first 5 s are left out)
 #   BENCH_APPEALS [130000]    appeals in the seeded history (about 1M events; see BENCHMARKS.md)
 #   BENCH_QUERY_APPEALS [1000000]  appeals the queries run over: the history's projected ledger
 #                             is copied until it holds that many (no copy when ≤ BENCH_APPEALS)
-#   BENCH_QUERY_SECS [30]     seconds of query measurement
+#   BENCH_QUERY_SECS [20]     seconds of query measurement
 #   BENCH_QUERY_CLIENTS [2]   concurrent readers (one per core: latency, not queueing)
-#   BENCH_RELAY_SECS [20]     seconds the relay is watched draining the history
+#   BENCH_RELAY_SECS [15]     seconds the relay is watched draining the history
 #   BENCH_PORT_BASE [18080]   command API on it, query API on +1
 #   BENCH_CALENDAR            the roles' LINKAGE_CALENDAR (default: the stored calendar, or
 #                             weekdays when deadlines from today reach past its last year)
@@ -23,14 +23,14 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 CLIENTS=${BENCH_CLIENTS:-16}
-DURATION=${BENCH_DURATION:-60}
+DURATION=${BENCH_DURATION:-40}
 WARMUP=${BENCH_WARMUP:-10}
-PGBENCH_SECS=${BENCH_PGBENCH_SECS:-40}
+PGBENCH_SECS=${BENCH_PGBENCH_SECS:-30}
 APPEALS=${BENCH_APPEALS:-130000}
 QUERY_APPEALS=${BENCH_QUERY_APPEALS:-1000000}
-QUERY_SECS=${BENCH_QUERY_SECS:-30}
+QUERY_SECS=${BENCH_QUERY_SECS:-20}
 QUERY_CLIENTS=${BENCH_QUERY_CLIENTS:-2}
-RELAY_SECS=${BENCH_RELAY_SECS:-20}
+RELAY_SECS=${BENCH_RELAY_SECS:-15}
 PORT_BASE=${BENCH_PORT_BASE:-18080}
 OUT=${BENCH_OUT:-bench/results}
 # The live commands' deadlines reach up to about 60 days ahead (10 working days, extensions,
@@ -224,7 +224,7 @@ stop_role "$relay_pid"
 MESSAGE_BYTES=$(jq '.mean_envelope_bytes | floor' "$PARTS/relay.json")
 log "ceiling: JetStream publish-with-ack, $MESSAGE_BYTES B messages"
 PREFIXES+=("${RUN}_raw")
-"$LOADGEN" publish --prefix "${RUN}_raw" --message-bytes "$MESSAGE_BYTES" --duration-secs 15 \
+"$LOADGEN" publish --prefix "${RUN}_raw" --message-bytes "$MESSAGE_BYTES" --duration-secs 10 \
     --out "$PARTS/jetstream_raw.json"
 
 # Audit export / verify (`linkage audit`) are measured once the binary has them.
