@@ -31,6 +31,7 @@ use crate::AuditError;
 use linkage_store::stored::{json_bytes, xid8};
 
 const VERIFY_STREAMS: &str = include_str!("verify_streams.sql");
+const VERIFY_SPLIT: &str = include_str!("verify_split.sql");
 const VERIFY_CHAIN: &str = include_str!("verify_chain.sql");
 const RELAY_CHECKPOINT: &str = include_str!("relay_checkpoint.sql");
 const EVENT_REFS: &str = include_str!("event_refs.sql");
@@ -507,11 +508,63 @@ impl StreamChecker {
     }
 }
 
+/// A stream key: `(aggregate_type, aggregate_id)`.
+type StreamKey = (String, String);
+
+/// Checks every stream in two key ranges at once, each on its own connection and checker thread:
+/// one index scan keeps one Postgres backend busy and leaves the other core mostly idle. Streams
+/// never straddle the split, and the first range's findings all come before the second's in key
+/// order, so the result is the single pass's.
 async fn verify_streams(
     pool: &PgPool,
     total: Option<u64>,
     progress: &dyn Fn(u64, Option<u64>),
 ) -> Result<StreamsOutcome, AuditError> {
+    let sample: Vec<StreamKey> = sqlx::query_as(VERIFY_SPLIT)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| AuditError::db("sampling stream keys to split the stream check", e))?;
+    let split = sample.get(sample.len() / 2).filter(|_| sample.len() >= 2);
+    let read = std::sync::atomic::AtomicU64::new(0);
+    let lane = |range| verify_stream_range(pool, range, &read, total, progress);
+    let mut outcome = match split {
+        Some(split) => {
+            let (first, second) =
+                futures::future::try_join(lane(Range::Below(split)), lane(Range::From(split)))
+                    .await?;
+            let mut outcome = first;
+            outcome.events += second.events;
+            outcome.streams += second.streams;
+            outcome.omitted += second.omitted;
+            outcome.findings.extend(second.findings);
+            outcome
+        }
+        None => lane(Range::All).await?,
+    };
+    if outcome.findings.len() > MAX_FINDINGS {
+        outcome.omitted += (outcome.findings.len() - MAX_FINDINGS) as u64;
+        outcome.findings.truncate(MAX_FINDINGS);
+    }
+    Ok(outcome)
+}
+
+/// Which streams a pass of the stream check reads, by key.
+#[derive(Debug, Clone, Copy)]
+enum Range<'k> {
+    All,
+    Below(&'k StreamKey),
+    From(&'k StreamKey),
+}
+
+/// The streams in `range`.
+async fn verify_stream_range(
+    pool: &PgPool,
+    range: Range<'_>,
+    read: &std::sync::atomic::AtomicU64,
+    total: Option<u64>,
+    progress: &dyn Fn(u64, Option<u64>),
+) -> Result<StreamsOutcome, AuditError> {
+    use std::sync::atomic::Ordering;
     let mut conn = pool
         .acquire()
         .await
@@ -530,28 +583,44 @@ async fn verify_streams(
     // two threads, handing over bounded batches of rows: memory stays constant.
     let (batches, inbox) = tokio::sync::mpsc::channel::<Vec<PgRow>>(4);
     let mut checker = AbortOnDrop(tokio::task::spawn_blocking(move || check_streams(inbox)));
-    let mut rows = sqlx::query(VERIFY_STREAMS).fetch(&mut *tx);
+    // A row comparison with the key's leading columns: an index condition of the scan.
+    let (bound, key) = match range {
+        Range::All => ("", None),
+        Range::Below(key) => ("WHERE (aggregate_type, aggregate_id) < ($1, $2)", Some(key)),
+        Range::From(key) => (
+            "WHERE (aggregate_type, aggregate_id) >= ($1, $2)",
+            Some(key),
+        ),
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{VERIFY_STREAMS}{bound} ORDER BY aggregate_type, aggregate_id, sequence"
+    ));
+    let mut query = sqlx::query(sql);
+    if let Some((aggregate_type, aggregate_id)) = key {
+        query = query.bind(aggregate_type).bind(aggregate_id);
+    }
+    let mut rows = query.fetch(&mut *tx);
     let mut batch = Vec::with_capacity(CHECK_BATCH);
-    let mut read = 0u64;
     while let Some(row) = rows
         .try_next()
         .await
         .map_err(|e| AuditError::db("reading events to verify", e))?
     {
         batch.push(row);
-        read += 1;
         if batch.len() == CHECK_BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(CHECK_BATCH));
             if batches.send(full).await.is_err() {
                 // The checker stopped on an error: it is returned below.
                 break;
             }
-        }
-        if read.is_multiple_of(PROGRESS_EVERY) {
-            progress(read, total);
+            let before = read.fetch_add(CHECK_BATCH as u64, Ordering::Relaxed);
+            if (before + CHECK_BATCH as u64) / PROGRESS_EVERY > before / PROGRESS_EVERY {
+                progress(before + CHECK_BATCH as u64, total);
+            }
         }
     }
     if !batch.is_empty() {
+        read.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let _ = batches.send(batch).await;
     }
     drop(batches);
