@@ -17,7 +17,6 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use linkage_projector::Position;
 use linkage_relay::{Anchor, chain_step, load_anchors};
@@ -28,9 +27,8 @@ use sqlx::{Connection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::AuditError;
-use linkage_store::stored::{json_bytes, xid8};
+use linkage_store::stored::{COLUMNS, StoredEvent, xid8};
 
-const VERIFY_STREAMS: &str = include_str!("verify_streams.sql");
 const VERIFY_SPLIT: &str = include_str!("verify_split.sql");
 const VERIFY_CHAIN: &str = include_str!("verify_chain.sql");
 const RELAY_CHECKPOINT: &str = include_str!("relay_checkpoint.sql");
@@ -291,46 +289,21 @@ struct StreamsOutcome {
     omitted: u64,
 }
 
-/// One stored event, borrowed from its row.
-struct Stored<'r> {
-    aggregate_type: &'r str,
-    aggregate_id: &'r str,
-    sequence: i64,
-    event_id: Uuid,
-    event_type: &'r str,
-    event_version: &'r str,
-    /// The stored JSON text (`json`): what the store wrote is the canonical encoding the hash
-    /// covers; other text (events stored as `jsonb` before the `events_json` migration keep
-    /// Postgres's text) is re-encoded canonically without being parsed into a `Value`.
-    payload: &'r [u8],
-    metadata: &'r [u8],
-    recorded_at: DateTime<Utc>,
-    prev_hash: Option<&'r [u8]>,
-    hash: &'r [u8],
-    global_position: i64,
-    tx_id: i64,
+/// One stored event, borrowed from its row (its stored JSON text: what the store wrote is the
+/// canonical encoding the hash covers; other text, as events stored as `jsonb` before the
+/// `events_json` migration keep, is re-encoded canonically without being parsed into a
+/// `Value`).
+struct Stored<'r>(StoredEvent<'r>);
+
+impl<'r> std::ops::Deref for Stored<'r> {
+    type Target = StoredEvent<'r>;
+
+    fn deref(&self) -> &StoredEvent<'r> {
+        &self.0
+    }
 }
 
 impl<'r> Stored<'r> {
-    /// A row of `verify_streams.sql`, its columns by position (no lookup by name per row).
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            aggregate_type: row.try_get(0)?,
-            aggregate_id: row.try_get(1)?,
-            sequence: row.try_get(2)?,
-            event_id: row.try_get(3)?,
-            event_type: row.try_get(4)?,
-            event_version: row.try_get(5)?,
-            payload: json_bytes(row, 6)?,
-            metadata: json_bytes(row, 7)?,
-            recorded_at: row.try_get(8)?,
-            prev_hash: row.try_get(9)?,
-            hash: row.try_get(10)?,
-            global_position: row.try_get(11)?,
-            tx_id: xid8(row, 12)?,
-        })
-    }
-
     fn event_ref(&self) -> EventRef {
         EventRef {
             event_id: self.event_id,
@@ -592,8 +565,10 @@ async fn verify_stream_range(
             Some(key),
         ),
     };
+    // Every event of the range, stream after stream, each in sequence order (the primary key's
+    // order: one index scan, constant memory), its columns as stored.
     let sql = sqlx::AssertSqlSafe(format!(
-        "{VERIFY_STREAMS}{bound} ORDER BY aggregate_type, aggregate_id, sequence"
+        "SELECT {COLUMNS} FROM events {bound} ORDER BY aggregate_type, aggregate_id, sequence"
     ));
     let mut query = sqlx::query(sql);
     if let Some((aggregate_type, aggregate_id)) = key {
@@ -649,8 +624,9 @@ fn check_streams(
     };
     while let Some(batch) = inbox.blocking_recv() {
         for row in &batch {
-            let stored =
-                Stored::from_row(row).map_err(|e| AuditError::db("decoding an events row", e))?;
+            let stored = StoredEvent::from_row(row)
+                .map(Stored)
+                .map_err(|e| AuditError::db("decoding an events row", e))?;
             if let Some(finding) = checker.check(&stored) {
                 if outcome.findings.len() < MAX_FINDINGS {
                     outcome.findings.push(finding);

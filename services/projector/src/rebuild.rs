@@ -308,23 +308,25 @@ pub async fn rebuild_until(
             let mut steps = std::pin::pin!(
                 messages
                     .map(|message| async move {
-                        match message? {
-                            Read::End(last) => Ok(Step::End(last)),
-                            Read::Envelopes(chunk) => {
-                                let mut tx = begin_chunk(pool, name).await?;
-                                check_untouched_shared(&mut tx, name).await?;
-                                projection.apply(&mut tx, &chunk).await?;
-                                commit(tx, name).await?;
-                                Ok(Step::Applied(chunk.len() as u64))
+                        let chunk = match message? {
+                            Read::End(last) => return Ok(Step::End(last)),
+                            chunk => chunk,
+                        };
+                        let mut tx = begin_chunk(pool, name).await?;
+                        check_untouched_shared(&mut tx, name).await?;
+                        let events = match &chunk {
+                            Read::Rows(rows) => {
+                                projection.rebuild_chunk(&mut tx, rows).await?;
+                                rows.len()
                             }
-                            Read::Rows(chunk) => {
-                                let mut tx = begin_chunk(pool, name).await?;
-                                check_untouched_shared(&mut tx, name).await?;
-                                projection.rebuild_chunk(&mut tx, &chunk).await?;
-                                commit(tx, name).await?;
-                                Ok(Step::Applied(chunk.len() as u64))
+                            Read::Envelopes(envelopes) => {
+                                projection.apply(&mut tx, envelopes).await?;
+                                envelopes.len()
                             }
-                        }
+                            Read::End(_) => 0,
+                        };
+                        commit(tx, name).await?;
+                        Ok(Step::Applied(events as u64))
                     })
                     .buffer_unordered(PARALLEL_CHUNKS)
             );
