@@ -88,6 +88,13 @@ async fn select_list(
     Ok((names.join(", "), exprs.join(", ")))
 }
 
+/// One `INSERT … SELECT` of a copy lane: copies `from..=to` of the ledger or its timeline.
+struct CopyStatement<'a> {
+    sql: &'a str,
+    copies: (i64, i64),
+    timeline: bool,
+}
+
 /// A connection for the copy's long statements.
 async fn connect(database_url: &str) -> Result<PgConnection> {
     // Every statement here is slow on purpose: no slow-statement warnings.
@@ -233,9 +240,13 @@ pub async fn scale(config: ScaleConfig) -> Result<ScaleReport> {
                 .await?;
             // The snapshot: the first statement of a repeatable-read transaction takes it.
             sqlx::query("SELECT 1").execute(&mut other).await?;
-            let mut statements: Vec<(&str, i64, i64, &str)> = Vec::new();
+            let mut statements: Vec<CopyStatement> = Vec::new();
             if lane == 0 {
-                statements.push((&copy_ledger, 1, copies, "copying ledger rows"));
+                statements.push(CopyStatement {
+                    sql: &copy_ledger,
+                    copies: (1, copies),
+                    timeline: false,
+                });
             }
             if let Some(copy_timeline) = &copy_timeline {
                 let (from, to) = if lane == 0 {
@@ -244,7 +255,11 @@ pub async fn scale(config: ScaleConfig) -> Result<ScaleReport> {
                     (split + 1, copies)
                 };
                 if from <= to {
-                    statements.push((copy_timeline, from, to, "copying timeline rows"));
+                    statements.push(CopyStatement {
+                        sql: copy_timeline,
+                        copies: (from, to),
+                        timeline: true,
+                    });
                 }
             }
             lanes.push((other, statements));
@@ -252,14 +267,22 @@ pub async fn scale(config: ScaleConfig) -> Result<ScaleReport> {
         let results =
             futures::future::try_join_all(lanes.iter_mut().map(|(lane, statements)| async move {
                 let mut timeline = 0;
-                for (sql, from, to, what) in statements.iter() {
-                    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                for statement in statements.iter() {
+                    let (from, to) = statement.copies;
+                    let done = sqlx::query(sqlx::AssertSqlSafe(statement.sql.to_owned()))
                         .bind(from)
                         .bind(to)
                         .execute(&mut *lane)
                         .await
-                        .context(*what)?;
-                    if what.contains("timeline") {
+                        .with_context(|| {
+                            let table = if statement.timeline {
+                                "timeline"
+                            } else {
+                                "ledger"
+                            };
+                            format!("copying {table} rows (copies {from} to {to})")
+                        })?;
+                    if statement.timeline {
                         timeline += done.rows_affected() as i64;
                     }
                 }

@@ -382,9 +382,8 @@ pub async fn rebuild_until(
     Ok(summary)
 }
 
-/// The horizon the rebuild reads up to, and how many events lie below it (recorded at or
-/// before `until`, when given).
-/// The horizon: every transaction below it has ended, so the log below it is final.
+/// The horizon the rebuild reads up to: every transaction below it has ended, so the log below
+/// it is final.
 async fn read_horizon(pool: &PgPool) -> Result<i64, ProjectionError> {
     sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
         .fetch_one(pool)
